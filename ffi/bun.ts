@@ -1,0 +1,68 @@
+/**
+ * The Bun binding: libc through `bun:ffi`. Bun's FFI calls are synchronous and
+ * block the event loop, which is why every lock call made here is non-blocking.
+ *
+ * @module
+ */
+
+import type { Binding } from "./types.ts";
+import type { PosixTable } from "./tables.ts";
+import { loadFirst, openPadding, posixBinding, type RawLibc } from "./posix_common.ts";
+
+/** The part of `bun:ffi` used here, typed locally so other runtimes never need Bun's types. */
+export interface BunFfi {
+  /** `bun:ffi`'s `dlopen`. */
+  dlopen(
+    path: string,
+    symbols: Record<string, { args: readonly string[]; returns: string }>,
+  ): { symbols: Record<string, (...args: unknown[]) => unknown> };
+  /** `bun:ffi`'s `toArrayBuffer`. */
+  toArrayBuffer(pointer: unknown, byteOffset: number, byteLength: number): ArrayBuffer;
+}
+
+/**
+ * Loads `bun:ffi`. The specifier is built at run time so that Deno and Node
+ * never try to resolve it.
+ *
+ * @example
+ * ```ts ignore
+ * const ffi = await loadBunFfi();
+ * ```
+ */
+export async function loadBunFfi(): Promise<BunFfi> {
+  const specifier = ["bun", "ffi"].join(":");
+  return (await import(specifier)) as BunFfi;
+}
+
+/**
+ * Opens libc with `bun:ffi` and returns the binding.
+ *
+ * @example
+ * ```ts ignore
+ * import { createBunBinding, loadBunFfi } from "./bun.ts";
+ * import { LINUX_X86_64 } from "./tables.ts";
+ * const binding = createBunBinding(await loadBunFfi(), LINUX_X86_64);
+ * ```
+ */
+export function createBunBinding(ffi: BunFfi, table: PosixTable): Binding {
+  const padding = openPadding(table).map(() => "i64");
+  const { loaded: symbols, statVersion } = loadFirst(table, (library, stat) => {
+    const statArgs = stat.version === undefined ? [] : ["i32"];
+    const s = ffi.dlopen(library, {
+      open: { args: ["ptr", "i32", ...padding, "u32"], returns: "i32" },
+      flock: { args: ["i32", "i32"], returns: "i32" },
+      [stat.fstat]: { args: [...statArgs, "i32", "ptr"], returns: "i32" },
+      [stat.lstat]: { args: [...statArgs, "ptr", "ptr"], returns: "i32" },
+      unlink: { args: ["ptr"], returns: "i32" },
+      close: { args: ["i32"], returns: "i32" },
+      [table.errnoLocation]: { args: [], returns: "ptr" },
+    }).symbols;
+    return {
+      raw: { ...s, fstat: s[stat.fstat], lstat: s[stat.lstat] } as unknown as RawLibc,
+      errnoLocation: s[table.errnoLocation],
+    };
+  });
+  // errno has a fixed address per thread: map it once, read it by index.
+  const errno = new Int32Array(ffi.toArrayBuffer(symbols.errnoLocation(), 0, 4));
+  return posixBinding("bun-ffi", table, symbols.raw, statVersion, () => errno[0]);
+}

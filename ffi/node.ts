@@ -1,0 +1,41 @@
+/**
+ * The Node binding: libc through koffi. Imported only on Node, so Deno and Bun
+ * users never load koffi. Every call is synchronous on the calling thread:
+ * koffi's async calls run on libuv's small thread pool, where a waiting lock
+ * must never be parked.
+ *
+ * @module
+ */
+
+import koffi from "koffi";
+import type { Binding } from "./types.ts";
+import type { PosixTable } from "./tables.ts";
+import { loadFirst, openPadding, posixBinding, type RawLibc } from "./posix_common.ts";
+
+/**
+ * Opens libc with koffi and returns the binding.
+ *
+ * @example
+ * ```ts ignore
+ * import { createNodeBinding } from "./node.ts";
+ * import { LINUX_X86_64 } from "./tables.ts";
+ * const binding = createNodeBinding(LINUX_X86_64);
+ * ```
+ */
+export function createNodeBinding(table: PosixTable): Binding {
+  const padding = openPadding(table).map(() => "int64_t");
+  const { loaded: raw, statVersion } = loadFirst(table, (library, stat) => {
+    const statArgs = stat.version === undefined ? [] : ["int"];
+    const lib = koffi.load(library);
+    const fn = (name: string, args: string[]) => lib.func(name, "int", args);
+    return {
+      open: fn("open", ["const void *", "int", ...padding, "uint32_t"]),
+      flock: fn("flock", ["int", "int"]),
+      fstat: fn(stat.fstat, [...statArgs, "int", "void *"]),
+      lstat: fn(stat.lstat, [...statArgs, "const void *", "void *"]),
+      unlink: fn("unlink", ["const void *"]),
+      close: fn("close", ["int"]),
+    } as unknown as RawLibc;
+  });
+  return posixBinding("node-koffi", table, raw, statVersion, () => koffi.errno() as number);
+}

@@ -1,0 +1,133 @@
+/**
+ * Pieces shared by the three POSIX FFI bindings: path encoding and the errno
+ * name lookups. No runtime API is used here.
+ *
+ * @module
+ */
+
+import type { BackendName, Binding, EncodedPath, FileIdentity } from "./types.ts";
+import { errnoNames, type PosixTable, readStat, type StatSymbols } from "./tables.ts";
+
+const encoder = new TextEncoder();
+
+/** UTF-8 bytes of `path` followed by a NUL, as `open(2)` wants them. */
+export function encodeCString(path: string): Uint8Array {
+  const bytes = encoder.encode(path);
+  const out = new Uint8Array(bytes.length + 1);
+  out.set(bytes);
+  return out;
+}
+
+/** errno lookups for one table. */
+export interface ErrnoLookup {
+  errnoName(errno: number): string;
+  errnoNumber(name: string): number;
+}
+
+/** Builds the errno lookups of a table. */
+export function errnoLookup(table: PosixTable): ErrnoLookup {
+  const names = errnoNames(table);
+  return {
+    errnoName: (errno) => names.get(errno) ?? `E${errno}`,
+    errnoNumber: (name) => table.errno[name] ?? -1,
+  };
+}
+
+/** The dummy register arguments that put `open`'s mode where `va_arg` reads it. */
+export function openPadding(table: PosixTable): number[] {
+  return new Array<number>(table.openModePadding).fill(0);
+}
+
+/** Raw libc entry points as a runtime's FFI exposes them (C return values). */
+export interface RawLibc {
+  open(path: EncodedPath, flags: number, ...modeAndPadding: number[]): number;
+  flock(fd: number, operation: number): number;
+  fstat(...args: unknown[]): number;
+  lstat(...args: unknown[]): number;
+  unlink(path: EncodedPath): number;
+  close(fd: number): number;
+}
+
+/**
+ * Wraps raw libc calls into a {@linkcode Binding}: each call maps a C failure
+ * to `-errno`, read through `readErrno` right after the call, on this thread.
+ * `statVersion` is the `ver` argument of glibc's old `__fxstat`/`__lxstat`.
+ */
+export function posixBinding(
+  backend: BackendName,
+  table: PosixTable,
+  raw: RawLibc,
+  statVersion: number | undefined,
+  readErrno: () => number,
+): Binding {
+  const statBuffer = new Uint8Array(table.stat.size);
+  const statView = new DataView(statBuffer.buffer);
+  const layout = table.stat;
+  const { errnoName, errnoNumber } = errnoLookup(table);
+  const pad = openPadding(table);
+  const rawOpen = raw.open, rawFlock = raw.flock, rawFstat = raw.fstat;
+  const rawLstat = raw.lstat, rawUnlink = raw.unlink, rawClose = raw.close;
+  const open = pad.length === 0
+    ? (path: EncodedPath, flags: number, mode: number): number => {
+      const fd = rawOpen(path, flags, mode);
+      return fd >= 0 ? fd : -readErrno();
+    }
+    : (path: EncodedPath, flags: number, mode: number): number => {
+      const fd = rawOpen(path, flags, ...pad, mode);
+      return fd >= 0 ? fd : -readErrno();
+    };
+  const fstat = statVersion === undefined
+    ? (fd: number) => rawFstat(fd, statBuffer)
+    : (fd: number) => rawFstat(statVersion, fd, statBuffer);
+  const lstat = statVersion === undefined
+    ? (path: EncodedPath) => rawLstat(path, statBuffer)
+    : (path: EncodedPath) => rawLstat(statVersion, path, statBuffer);
+  return {
+    backend,
+    constants: table.constants,
+    errnoName,
+    errnoNumber,
+    encodePath: encodeCString,
+    open,
+    flock(fd: number, operation: number): number {
+      return rawFlock(fd, operation) === 0 ? 0 : -readErrno();
+    },
+    fstat(fd: number, out: FileIdentity): number {
+      if (fstat(fd) !== 0) return -readErrno();
+      readStat(layout, statView, out);
+      return 0;
+    },
+    lstat(path: EncodedPath, out: FileIdentity): number {
+      if (lstat(path) !== 0) return -readErrno();
+      readStat(layout, statView, out);
+      return 0;
+    },
+    unlink(path: EncodedPath): number {
+      return rawUnlink(path) === 0 ? 0 : -readErrno();
+    },
+    close(fd: number): number {
+      return rawClose(fd) === 0 ? 0 : -readErrno();
+    },
+  };
+}
+
+/**
+ * Tries every library and stat-symbol set of a table with `load` until one
+ * binds; reports every failure otherwise.
+ */
+export function loadFirst<T>(
+  table: PosixTable,
+  load: (library: string, stat: StatSymbols) => T,
+): { loaded: T; statVersion: number | undefined } {
+  const failures: string[] = [];
+  for (const library of table.libraries) {
+    for (const stat of table.statSymbols) {
+      try {
+        return { loaded: load(library, stat), statVersion: stat.version };
+      } catch (error) {
+        failures.push(`${library} (${stat.fstat}): ${(error as Error).message}`);
+      }
+    }
+  }
+  throw new Error(`cannot bind libc: ${failures.join("; ")}`);
+}

@@ -1,0 +1,170 @@
+/**
+ * Which runtime and OS this is, the environment where the runtime lets us read
+ * it, and the kernel-lock bindings this process may use. The only module that
+ * decides which runtime-specific binding to load; `src/` asks it, never a
+ * runtime API.
+ *
+ * @module
+ */
+
+import type { Binding } from "./types.ts";
+import { type PosixTable, posixTable } from "./tables.ts";
+import type { BunFfi } from "./bun.ts";
+
+/** The three runtimes. */
+export type RuntimeName = "deno" | "bun" | "node";
+
+interface DenoLike {
+  build: { os: string; arch: string };
+  permissions: {
+    querySync(descriptor: { name: string; path?: string; variable?: string }): { state: string };
+  };
+  env: { get(name: string): string | undefined };
+}
+interface ProcessLike {
+  platform: string;
+  arch: string;
+  env: Record<string, string | undefined>;
+}
+
+const scope = globalThis as { Deno?: DenoLike; Bun?: unknown; process?: ProcessLike };
+
+/** The runtime this module runs in. */
+export const runtime: RuntimeName = scope.Deno !== undefined
+  ? "deno"
+  : scope.Bun !== undefined
+  ? "bun"
+  : "node";
+
+/** `"linux"`, `"darwin"`, `"windows"`, ... as Deno names them. */
+export const os: string = scope.Deno !== undefined
+  ? scope.Deno.build.os
+  : scope.process?.platform === "win32"
+  ? "windows"
+  : scope.process?.platform ?? "unknown";
+
+/** `"x86_64"` or `"aarch64"` where known. */
+export const arch: string = scope.Deno !== undefined
+  ? scope.Deno.build.arch
+  : scope.process?.arch === "x64"
+  ? "x86_64"
+  : scope.process?.arch === "arm64"
+  ? "aarch64"
+  : scope.process?.arch ?? "unknown";
+
+/**
+ * An environment variable, or `undefined` when it is unset or the runtime
+ * does not let us read it (Deno without `--allow-env`: never prompts).
+ */
+export function readEnvironment(name: string): string | undefined {
+  if (scope.Deno !== undefined) {
+    const status = scope.Deno.permissions.querySync({ name: "env", variable: name });
+    return status.state === "granted" ? scope.Deno.env.get(name) : undefined;
+  }
+  return scope.process?.env[name];
+}
+
+/** A binding, or the one-sentence reason it is not available. */
+export type BindingResult = { binding: Binding; reason: string } | {
+  binding?: undefined;
+  reason: string;
+};
+
+const table: PosixTable | undefined = posixTable(os, arch);
+const noTable = `no kernel-lock binding exists yet for ${os} on ${arch}`;
+
+// Bun and Node load their FFI module asynchronously, once, when this module is
+// evaluated, so that probe() and acquireSync() can stay synchronous.
+const bunFfi: BunFfi | Error | undefined = runtime === "bun" && table !== undefined
+  ? await import("./bun.ts").then((m) => m.loadBunFfi()).catch((e: Error) => e)
+  : undefined;
+const nodeModule: typeof import("./node.ts") | Error | undefined =
+  runtime === "node" && table !== undefined
+    ? await import("./node.ts").catch((e: Error) => e)
+    : undefined;
+const bunModule: typeof import("./bun.ts") | undefined = runtime === "bun" && table !== undefined
+  ? await import("./bun.ts")
+  : undefined;
+const denoModule: typeof import("./deno.ts") | undefined = runtime === "deno"
+  ? await import("./deno.ts")
+  : undefined;
+const denoNativeModule: typeof import("./deno_native.ts") | undefined = runtime === "deno"
+  ? await import("./deno_native.ts")
+  : undefined;
+
+function message(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+function loadFfi(): BindingResult {
+  if (table === undefined) return { reason: noTable };
+  if (runtime === "deno") {
+    const deno = scope.Deno!;
+    const granted = table.libraries.find((library) =>
+      deno.permissions.querySync({ name: "ffi", path: library }).state === "granted"
+    );
+    if (granted === undefined) {
+      return {
+        reason: `Deno has no FFI permission for ${table.libraries[0]}`,
+      };
+    }
+    try {
+      return {
+        binding: denoModule!.createDenoBinding(table),
+        reason: `Deno.dlopen bound flock(2) in ${granted}`,
+      };
+    } catch (error) {
+      return { reason: `Deno.dlopen could not bind libc: ${message(error)}` };
+    }
+  }
+  if (runtime === "bun") {
+    if (bunFfi instanceof Error || bunFfi === undefined) {
+      return { reason: `bun:ffi could not be loaded: ${message(bunFfi)}` };
+    }
+    try {
+      return {
+        binding: bunModule!.createBunBinding(bunFfi, table),
+        reason: "bun:ffi bound flock(2) in libc",
+      };
+    } catch (error) {
+      return { reason: `bun:ffi could not bind libc: ${message(error)}` };
+    }
+  }
+  if (nodeModule instanceof Error || nodeModule === undefined) {
+    return {
+      reason: `koffi could not be imported (install the koffi package): ${message(nodeModule)}`,
+    };
+  }
+  try {
+    return { binding: nodeModule.createNodeBinding(table), reason: "koffi bound flock(2) in libc" };
+  } catch (error) {
+    return { reason: `koffi could not bind libc: ${message(error)}` };
+  }
+}
+
+function loadNative(): BindingResult {
+  if (runtime !== "deno") {
+    return { reason: `the native backend exists only on Deno, not ${runtime}` };
+  }
+  if (table === undefined) return { reason: noTable };
+  return {
+    binding: denoNativeModule!.createDenoNativeBinding(table),
+    reason: "Deno.FsFile.tryLock takes a kernel flock without FFI",
+  };
+}
+
+let ffiResult: BindingResult | undefined;
+let nativeResult: BindingResult | undefined;
+
+/**
+ * This runtime's FFI binding (`deno-ffi`, `bun-ffi` or `node-koffi`), loaded
+ * once, or why there is none.
+ */
+export function ffiBinding(): BindingResult {
+  return ffiResult ??= loadFfi();
+}
+
+/** The `deno-native` binding, or why there is none. */
+export function nativeBinding(): BindingResult {
+  return nativeResult ??= loadNative();
+}

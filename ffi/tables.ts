@@ -1,0 +1,299 @@
+/**
+ * Per-OS facts the bindings need: which library, which symbols, the `O_*` and
+ * `LOCK_*` constants, errno numbers and where `struct stat` keeps
+ * `st_dev`/`st_ino`/`st_mode`. Pure data; no runtime API is touched here.
+ *
+ * @module
+ */
+
+import type { OpenConstants } from "./types.ts";
+
+/** Where `st_dev`, `st_ino` and `st_mode` live in `struct stat`, and their sizes. */
+export interface StatLayout {
+  /** Size to allocate for the struct (rounded up generously). */
+  readonly size: number;
+  readonly devOffset: number;
+  /** 4 or 8 bytes. */
+  readonly devSize: 4 | 8;
+  readonly inoOffset: number;
+  readonly modeOffset: number;
+  /** 2 or 4 bytes. */
+  readonly modeSize: 2 | 4;
+}
+
+/** Symbol names to bind for `fstat`/`lstat` and the calling convention. */
+export interface StatSymbols {
+  /** `fstat` flavour: plain `fstat(fd, buf)` or glibc's old `__fxstat(ver, fd, buf)`. */
+  readonly fstat: string;
+  readonly lstat: string;
+  /** `ver` argument of `__fxstat`/`__lxstat`; `undefined` for the plain calls. */
+  readonly version?: number;
+}
+
+/** Everything a POSIX binding needs to know about its OS and architecture. */
+export interface PosixTable {
+  readonly os: "linux" | "darwin";
+  readonly arch: "x86_64" | "aarch64";
+  /** Candidate library names, tried in order. */
+  readonly libraries: readonly string[];
+  /** The function returning a pointer to this thread's errno. */
+  readonly errnoLocation: string;
+  /**
+   * Symbol sets for stat, tried in order (glibc < 2.33 lacks `fstat`, only has
+   * `__fxstat`).
+   */
+  readonly statSymbols: readonly StatSymbols[];
+  readonly stat: StatLayout;
+  /**
+   * `open` is variadic. Where variadic arguments go on the stack (Apple arm64),
+   * `mode` must be passed after this many dummy 64-bit register arguments so
+   * that it lands where `va_arg` reads it. 0 elsewhere.
+   */
+  readonly openModePadding: number;
+  readonly constants: OpenConstants;
+  /** errno name -> number. */
+  readonly errno: Readonly<Record<string, number>>;
+}
+
+const LOCK = { LOCK_SH: 1, LOCK_EX: 2, LOCK_NB: 4, LOCK_UN: 8 } as const;
+
+const LINUX_ERRNO: Readonly<Record<string, number>> = {
+  EPERM: 1,
+  ENOENT: 2,
+  EINTR: 4,
+  EIO: 5,
+  ENXIO: 6,
+  EBADF: 9,
+  EWOULDBLOCK: 11,
+  ENOMEM: 12,
+  EACCES: 13,
+  EBUSY: 16,
+  EEXIST: 17,
+  EXDEV: 18,
+  ENODEV: 19,
+  ENOTDIR: 20,
+  EISDIR: 21,
+  EINVAL: 22,
+  ENFILE: 23,
+  EMFILE: 24,
+  ETXTBSY: 26,
+  EFBIG: 27,
+  ENOSPC: 28,
+  EROFS: 30,
+  EMLINK: 31,
+  ENAMETOOLONG: 36,
+  ENOLCK: 37,
+  ENOSYS: 38,
+  ELOOP: 40,
+  EOVERFLOW: 75,
+  EOPNOTSUPP: 95,
+  ETIMEDOUT: 110,
+  ESTALE: 116,
+  EDQUOT: 122,
+};
+
+const DARWIN_ERRNO: Readonly<Record<string, number>> = {
+  EPERM: 1,
+  ENOENT: 2,
+  EINTR: 4,
+  EIO: 5,
+  ENXIO: 6,
+  EBADF: 9,
+  ENOMEM: 12,
+  EACCES: 13,
+  EBUSY: 16,
+  EEXIST: 17,
+  EXDEV: 18,
+  ENODEV: 19,
+  ENOTDIR: 20,
+  EISDIR: 21,
+  EINVAL: 22,
+  ENFILE: 23,
+  EMFILE: 24,
+  ETXTBSY: 26,
+  EFBIG: 27,
+  ENOSPC: 28,
+  EROFS: 30,
+  EMLINK: 31,
+  EWOULDBLOCK: 35,
+  ENOTSUP: 45,
+  ETIMEDOUT: 60,
+  ELOOP: 62,
+  ENAMETOOLONG: 63,
+  EDQUOT: 69,
+  ESTALE: 70,
+  ENOLCK: 77,
+  ENOSYS: 78,
+  EOVERFLOW: 84,
+  EOPNOTSUPP: 102,
+};
+
+const GLIBC_STAT_SYMBOLS = (oldVersion: number): StatSymbols[] => [
+  { fstat: "fstat", lstat: "lstat" },
+  { fstat: "__fxstat", lstat: "__lxstat", version: oldVersion },
+];
+
+const LINUX_LIBRARIES = ["libc.so.6", "libc.so"] as const;
+
+/** Linux on x86_64 (glibc or musl). */
+export const LINUX_X86_64: PosixTable = {
+  os: "linux",
+  arch: "x86_64",
+  libraries: LINUX_LIBRARIES,
+  errnoLocation: "__errno_location",
+  statSymbols: GLIBC_STAT_SYMBOLS(1),
+  stat: {
+    size: 256,
+    devOffset: 0,
+    devSize: 8,
+    inoOffset: 8,
+    modeOffset: 24,
+    modeSize: 4,
+  },
+  openModePadding: 0,
+  constants: {
+    O_RDONLY: 0,
+    O_RDWR: 2,
+    O_CREAT: 0o100,
+    O_CLOEXEC: 0o2000000,
+    O_NOFOLLOW: 0o400000,
+    ...LOCK,
+  },
+  errno: LINUX_ERRNO,
+};
+
+/**
+ * Linux on aarch64. Note `O_NOFOLLOW` is 0o100000 here, not x86's 0o400000
+ * (which is `O_LARGEFILE` on arm64), and `struct stat` is the generic layout.
+ */
+export const LINUX_AARCH64: PosixTable = {
+  os: "linux",
+  arch: "aarch64",
+  libraries: LINUX_LIBRARIES,
+  errnoLocation: "__errno_location",
+  statSymbols: GLIBC_STAT_SYMBOLS(0),
+  stat: {
+    size: 256,
+    devOffset: 0,
+    devSize: 8,
+    inoOffset: 8,
+    modeOffset: 16,
+    modeSize: 4,
+  },
+  openModePadding: 0,
+  constants: {
+    O_RDONLY: 0,
+    O_RDWR: 2,
+    O_CREAT: 0o100,
+    O_CLOEXEC: 0o2000000,
+    O_NOFOLLOW: 0o100000,
+    ...LOCK,
+  },
+  errno: LINUX_ERRNO,
+};
+
+const DARWIN_STAT: StatLayout = {
+  size: 256,
+  devOffset: 0,
+  devSize: 4,
+  inoOffset: 8,
+  modeOffset: 4,
+  modeSize: 2,
+};
+
+const DARWIN_CONSTANTS: OpenConstants = {
+  O_RDONLY: 0,
+  O_RDWR: 2,
+  O_CREAT: 0x200,
+  O_CLOEXEC: 0x1000000,
+  O_NOFOLLOW: 0x100,
+  ...LOCK,
+};
+
+/** macOS on Intel: 64-bit inode symbols carry the `$INODE64` suffix. */
+export const DARWIN_X86_64: PosixTable = {
+  os: "darwin",
+  arch: "x86_64",
+  libraries: ["/usr/lib/libSystem.B.dylib"],
+  errnoLocation: "__error",
+  statSymbols: [{ fstat: "fstat$INODE64", lstat: "lstat$INODE64" }],
+  stat: DARWIN_STAT,
+  openModePadding: 0,
+  constants: DARWIN_CONSTANTS,
+  errno: DARWIN_ERRNO,
+};
+
+/** macOS on Apple silicon: variadic arguments go on the stack. */
+export const DARWIN_AARCH64: PosixTable = {
+  os: "darwin",
+  arch: "aarch64",
+  libraries: ["/usr/lib/libSystem.B.dylib"],
+  errnoLocation: "__error",
+  statSymbols: [{ fstat: "fstat", lstat: "lstat" }],
+  stat: DARWIN_STAT,
+  openModePadding: 6,
+  constants: DARWIN_CONSTANTS,
+  errno: DARWIN_ERRNO,
+};
+
+/**
+ * The table for an OS and architecture, or `undefined` where no binding
+ * exists yet.
+ *
+ * @example
+ * ```ts
+ * import { posixTable } from "./tables.ts";
+ * posixTable("linux", "x86_64")?.constants.O_CREAT; // 0o100
+ * ```
+ */
+export function posixTable(os: string, arch: string): PosixTable | undefined {
+  const a = arch === "x64" || arch === "x86_64"
+    ? "x86_64"
+    : arch === "arm64" || arch === "aarch64"
+    ? "aarch64"
+    : arch;
+  if (os === "linux") {
+    return a === "x86_64" ? LINUX_X86_64 : a === "aarch64" ? LINUX_AARCH64 : undefined;
+  }
+  if (os === "darwin") {
+    return a === "x86_64" ? DARWIN_X86_64 : a === "aarch64" ? DARWIN_AARCH64 : undefined;
+  }
+  return undefined;
+}
+
+/** Names for errno numbers of a table, built once per table. */
+export function errnoNames(table: PosixTable): Map<number, string> {
+  const names = new Map<number, string>();
+  for (const [name, value] of Object.entries(table.errno)) {
+    if (!names.has(value)) names.set(value, name);
+  }
+  return names;
+}
+
+const S_IFMT = 0o170000;
+const S_IFDIR = 0o040000;
+const S_IFREG = 0o100000;
+const S_IFLNK = 0o120000;
+
+/** Maps `st_mode` to a `KIND_*` value. */
+export function kindOfMode(mode: number): number {
+  const type = mode & S_IFMT;
+  return type === S_IFREG ? 0 : type === S_IFDIR ? 1 : type === S_IFLNK ? 2 : 3;
+}
+
+/** Reads dev/ino/kind out of a raw `struct stat` into an identity buffer. */
+export function readStat(
+  layout: StatLayout,
+  view: DataView,
+  out: Uint32Array,
+): void {
+  out[0] = view.getUint32(layout.devOffset, true);
+  out[1] = layout.devSize === 8 ? view.getUint32(layout.devOffset + 4, true) : 0;
+  out[2] = view.getUint32(layout.inoOffset, true);
+  out[3] = view.getUint32(layout.inoOffset + 4, true);
+  out[4] = kindOfMode(
+    layout.modeSize === 4
+      ? view.getUint32(layout.modeOffset, true)
+      : view.getUint16(layout.modeOffset, true),
+  );
+}

@@ -1,0 +1,85 @@
+/**
+ * The one interface every binding implements. A binding turns one call into one
+ * syscall and reports errno; it never decides anything. The state machine in
+ * `src/` makes every decision, once, for every backend.
+ *
+ * @module
+ */
+
+/** Names of the backends, as reported by `probe()` and `Lock.backend`. */
+export type BackendName =
+  | "deno-ffi"
+  | "bun-ffi"
+  | "node-koffi"
+  | "deno-native"
+  | "pidfile";
+
+/**
+ * A path already encoded the way the binding's `open`/`lstat`/`unlink` want it
+ * (NUL-terminated UTF-8 bytes for FFI, the string itself for native APIs).
+ * Encoded once per acquire, never per attempt.
+ */
+export type EncodedPath = Uint8Array | string;
+
+/**
+ * Identity of a file, filled in by `fstat`/`lstat`:
+ * `[devLow, devHigh, inoLow, inoHigh, kind]`, with kind one of the `KIND_*` values.
+ */
+export type FileIdentity = Uint32Array;
+
+/** Kind of file, as stored in slot 4 of a {@linkcode FileIdentity}. */
+export const KIND_FILE = 0;
+/** A directory. */
+export const KIND_DIRECTORY = 1;
+/** A symbolic link (only `lstat` reports it). */
+export const KIND_SYMLINK = 2;
+/** Anything else (fifo, socket, device). */
+export const KIND_OTHER = 3;
+
+/** Creates an empty identity buffer. */
+export function newIdentity(): FileIdentity {
+  return new Uint32Array(5);
+}
+
+/** Constants the state machine passes through to the binding. */
+export interface OpenConstants {
+  readonly O_RDONLY: number;
+  readonly O_RDWR: number;
+  readonly O_CREAT: number;
+  readonly O_CLOEXEC: number;
+  readonly O_NOFOLLOW: number;
+  readonly LOCK_SH: number;
+  readonly LOCK_EX: number;
+  readonly LOCK_NB: number;
+  readonly LOCK_UN: number;
+}
+
+/**
+ * One kernel-lock binding. Every call returns a non-negative result on success
+ * or a negative errno (`-ENOENT`, ...) on failure; errno is read right after the
+ * call, on the same thread.
+ */
+export interface Binding {
+  /** Backend name reported to users. */
+  readonly backend: BackendName;
+  /** Constants of the OS this binding runs on. */
+  readonly constants: OpenConstants;
+  /** errno number to name (`2` -> `"ENOENT"`) for this OS. */
+  errnoName(errno: number): string;
+  /** errno name to number for this OS (`"EWOULDBLOCK"` -> 11 on Linux). */
+  errnoNumber(name: string): number;
+  /** Encodes an absolute path for `open`, `lstat` and `unlink`. */
+  encodePath(path: string): EncodedPath;
+  /** `open(2)`: a descriptor, or `-errno`. */
+  open(path: EncodedPath, flags: number, mode: number): number;
+  /** `flock(2)`: 0, or `-errno`. */
+  flock(fd: number, operation: number): number;
+  /** `fstat(2)` into `out`: 0, or `-errno`. */
+  fstat(fd: number, out: FileIdentity): number;
+  /** `lstat(2)` into `out`: 0, or `-errno`. */
+  lstat(path: EncodedPath, out: FileIdentity): number;
+  /** `unlink(2)`: 0, or `-errno`. */
+  unlink(path: EncodedPath): number;
+  /** `close(2)`: 0, or `-errno`. */
+  close(fd: number): number;
+}

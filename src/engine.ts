@@ -1,0 +1,208 @@
+/**
+ * The state machine, written once for every kernel backend: one attempt
+ * (open a fresh descriptor, flock non-blocking, verify identity), and the
+ * waiting loops around it. It calls only the `Binding` interface.
+ *
+ * @module
+ */
+
+import type { Binding, EncodedPath } from "../ffi/types.ts";
+import { KIND_DIRECTORY, KIND_FILE, KIND_SYMLINK, newIdentity } from "../ffi/types.ts";
+import { LockError, LockTimeoutError } from "./errors.ts";
+import { Backoff, sleep, sleepSync } from "./backoff.ts";
+
+/** Everything one acquire needs, resolved once before the first attempt. */
+export interface LockRequest {
+  readonly binding: Binding;
+  /** Absolute path. */
+  readonly path: string;
+  /** The path encoded for the binding, once per acquire. */
+  readonly encoded: EncodedPath;
+  readonly shared: boolean;
+  readonly mode: number;
+}
+
+/**
+ * Hooks for tests only: not exported from `mod.ts`. `verifyIdentity: false`
+ * shows what the identity check guards against; `afterOpen` widens the window
+ * between `open` and `flock` so that the race is reproducible.
+ */
+export const testHooks: {
+  verifyIdentity: boolean;
+  afterOpen: (() => void) | undefined;
+} = { verifyIdentity: true, afterOpen: undefined };
+
+/** The attempt found the lock held by someone else. */
+export const BUSY = -1;
+/** We locked a file that is no longer the one at the path: try again at once. */
+export const REPLACED = -2;
+
+/**
+ * How long replaced-file retries may go on after the deadline: a replacement
+ * means another process made progress, so it is not "busy", but a caller with
+ * a zero timeout must still get an answer.
+ */
+const REPLACED_GRACE_MS = 1000;
+
+const ours = newIdentity();
+const atPath = newIdentity();
+
+function fail(request: LockRequest, errno: number, cause?: unknown): never {
+  const code = request.binding.errnoName(errno);
+  throw new LockError({ code, path: request.path, cause: cause ?? errno });
+}
+
+function openRetrying(request: LockRequest, flags: number, mode: number): number {
+  const { binding } = request;
+  const eintr = binding.errnoNumber("EINTR");
+  for (;;) {
+    const fd = binding.open(request.encoded, flags, mode);
+    if (fd !== -eintr) return fd;
+  }
+}
+
+function flockRetrying(binding: Binding, fd: number, operation: number): number {
+  const eintr = binding.errnoNumber("EINTR");
+  for (;;) {
+    const result = binding.flock(fd, operation);
+    if (result !== -eintr) return result;
+  }
+}
+
+/** Opens a fresh descriptor for one attempt, or throws the path's error. */
+function openDescriptor(request: LockRequest): number {
+  const { binding } = request;
+  const c = binding.constants;
+  const fd = openRetrying(
+    request,
+    c.O_RDWR | c.O_CREAT | c.O_CLOEXEC | c.O_NOFOLLOW,
+    request.mode,
+  );
+  if (fd >= 0) return fd;
+  const errno = -fd;
+  const name = binding.errnoName(errno);
+  if (name === "EACCES" || name === "EROFS" || name === "EPERM") {
+    // Write denied: flock works on a read-only descriptor of an existing file.
+    const readOnly = openRetrying(request, c.O_RDONLY | c.O_CLOEXEC | c.O_NOFOLLOW, 0);
+    if (readOnly >= 0) return readOnly;
+    if (binding.errnoName(-readOnly) !== "ENOENT") fail(request, -readOnly);
+  }
+  fail(request, errno);
+}
+
+/**
+ * One attempt: a descriptor that holds the lock, `BUSY` or `REPLACED`.
+ * Throws `LockError` for anything the caller must act on. Never leaks the
+ * descriptor and never writes to the file.
+ */
+export function attempt(request: LockRequest): number {
+  const { binding } = request;
+  const c = binding.constants;
+  const fd = openDescriptor(request);
+  testHooks.afterOpen?.();
+  const locked = flockRetrying(
+    binding,
+    fd,
+    (request.shared ? c.LOCK_SH : c.LOCK_EX) | c.LOCK_NB,
+  );
+  if (locked !== 0) {
+    binding.close(fd);
+    if (binding.errnoName(-locked) === "EWOULDBLOCK") return BUSY;
+    fail(request, -locked);
+  }
+  const statResult = binding.fstat(fd, ours);
+  if (statResult !== 0) {
+    binding.close(fd);
+    fail(request, -statResult);
+  }
+  if (ours[4] !== KIND_FILE) {
+    binding.close(fd);
+    throw new LockError({
+      code: ours[4] === KIND_DIRECTORY ? "EISDIR" : "EINVAL",
+      path: request.path,
+      detail: ours[4] === KIND_DIRECTORY ? undefined : "the lock path is not a regular file",
+    });
+  }
+  if (!testHooks.verifyIdentity) return fd;
+  const pathResult = binding.lstat(request.encoded, atPath);
+  if (pathResult !== 0) {
+    binding.close(fd);
+    // Unlinked between our open and our flock: the lock we hold is on a ghost.
+    if (binding.errnoName(-pathResult) === "ENOENT") return REPLACED;
+    fail(request, -pathResult);
+  }
+  if (
+    ours[0] !== atPath[0] || ours[1] !== atPath[1] || ours[2] !== atPath[2] ||
+    ours[3] !== atPath[3]
+  ) {
+    binding.close(fd);
+    if (atPath[4] === KIND_SYMLINK) fail(request, binding.errnoNumber("ELOOP"));
+    return REPLACED;
+  }
+  return fd;
+}
+
+/** Attempts until held or busy: a replaced file is retried at once. */
+function attemptUntilSettled(request: LockRequest, deadline: number): number {
+  const replacedLimit = Math.max(deadline, performance.now() + REPLACED_GRACE_MS);
+  for (;;) {
+    const result = attempt(request);
+    if (result !== REPLACED) return result;
+    if (performance.now() > replacedLimit) return BUSY;
+  }
+}
+
+/** One settled attempt, never waiting: a descriptor or `BUSY`. */
+export function attemptNow(request: LockRequest): number {
+  return attemptUntilSettled(request, performance.now());
+}
+
+function deadlineOf(timeout: number): number {
+  return timeout === Infinity ? Infinity : performance.now() + timeout;
+}
+
+function timedOut(request: LockRequest, timeout: number): LockTimeoutError {
+  return new LockTimeoutError(
+    request.path,
+    `timed out after ${timeout} ms waiting for the ${
+      request.shared ? "shared" : "exclusive"
+    } lock, held by another descriptor`,
+  );
+}
+
+/** Waits for the lock, blocking the thread between polls. Returns the descriptor. */
+export function waitSync(
+  request: LockRequest,
+  timeout: number,
+  signal: AbortSignal | undefined,
+): number {
+  if (signal?.aborted) throw signal.reason;
+  const deadline = deadlineOf(timeout);
+  const backoff = new Backoff();
+  for (;;) {
+    const result = attemptUntilSettled(request, deadline);
+    if (result >= 0) return result;
+    const left = deadline - performance.now();
+    if (left <= 0) throw timedOut(request, timeout);
+    sleepSync(Math.min(backoff.next(), left));
+    if (signal?.aborted) throw signal.reason;
+  }
+}
+
+/** Waits for the lock, yielding to the event loop between polls. */
+export async function wait(
+  request: LockRequest,
+  timeout: number,
+  signal: AbortSignal | undefined,
+): Promise<number> {
+  if (signal?.aborted) throw signal.reason;
+  const deadline = deadlineOf(timeout);
+  const backoff = new Backoff();
+  for (;;) {
+    const result = attemptUntilSettled(request, deadline);
+    if (result >= 0) return result;
+    const left = deadline - performance.now();
+    if (left <= 0) throw timedOut(request, timeout);
+    await sleep(Math.min(backoff.next(), left), signal);
+  }
+}

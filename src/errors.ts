@@ -1,0 +1,94 @@
+/**
+ * The error classes of the public API.
+ *
+ * @module
+ */
+
+/** What a `LockError` code means, in words a user can act on. */
+const DESCRIPTIONS: Readonly<Record<string, string>> = {
+  EINVAL: "invalid lock path",
+  ENOENT: "the directory of the lock file does not exist",
+  EACCES: "permission denied opening the lock file",
+  EPERM: "operation not permitted on the lock file",
+  EISDIR: "the lock path is a directory",
+  ENOTDIR: "a component of the lock path is not a directory",
+  ELOOP: "the lock path is a symbolic link (lock files are never followed through links)",
+  ENAMETOOLONG: "the lock path is too long",
+  EROFS: "the lock file is on a read-only filesystem and does not exist",
+  ENOLCK:
+    'this filesystem does not support flock(2) locks; use the pidfile backend (backend: "pidfile")',
+  EOPNOTSUPP:
+    'this filesystem does not support flock(2) locks; use the pidfile backend (backend: "pidfile")',
+  ENOTSUP:
+    'this filesystem does not support flock(2) locks; use the pidfile backend (backend: "pidfile")',
+  EMFILE: "too many open files in this process",
+  ENFILE: "too many open files in the system",
+  ENOSPC: "no space left to create the lock file",
+  EUNSUPPORTED: "the requested backend is not available",
+  ETIMEDOUT: "timed out waiting for the lock",
+};
+
+/** Options of the {@linkcode LockError} constructor. */
+export interface LockErrorOptions {
+  /** An errno name such as `ENOENT`, or `EUNSUPPORTED`. */
+  code: string;
+  /** The lock file's absolute path, or the path as given when it is not usable. */
+  path: string;
+  /** The underlying error or errno number, where there is one. */
+  cause?: unknown;
+  /** Replaces the standard description of the code. */
+  detail?: string;
+}
+
+/**
+ * Any failure to take or release a lock. `code` is an errno name (`ENOENT`,
+ * `EACCES`, `EISDIR`, `ELOOP`, `EINVAL`, `ENOLCK`, ...) or `EUNSUPPORTED`.
+ *
+ * @example
+ * ```ts
+ * import { acquire, LockError } from "./mod.ts";
+ * try {
+ *   await acquire("/no/such/dir/app.lock");
+ * } catch (error) {
+ *   if (error instanceof LockError) console.log(error.code); // "ENOENT"
+ * }
+ * ```
+ */
+export class LockError extends Error {
+  /** An errno name, `EUNSUPPORTED` or `ETIMEDOUT`. */
+  readonly code: string;
+  /** The lock file the error is about. */
+  readonly path: string;
+
+  /** Creates a lock error; the message is built from the code and path. */
+  constructor(options: LockErrorOptions) {
+    const detail = options.detail ?? DESCRIPTIONS[options.code] ?? "lock operation failed";
+    const where = options.path === "" ? "" : `: '${options.path}'`;
+    super(`${options.code}: ${detail}${where}`, { cause: options.cause });
+    this.name = "LockError";
+    this.code = options.code;
+    this.path = options.path;
+  }
+}
+
+/**
+ * The lock was not free before the timeout. Its message says who holds the
+ * lock where that is known.
+ *
+ * @example
+ * ```ts
+ * import { acquire, LockTimeoutError } from "./mod.ts";
+ * try {
+ *   await acquire("./app.lock", { timeout: 100 });
+ * } catch (error) {
+ *   if (error instanceof LockTimeoutError) console.log(error.message);
+ * }
+ * ```
+ */
+export class LockTimeoutError extends LockError {
+  /** Creates a timeout error for `path`; `detail` replaces the standard description. */
+  constructor(path: string, detail?: string) {
+    super({ code: "ETIMEDOUT", path, detail });
+    this.name = "LockTimeoutError";
+  }
+}

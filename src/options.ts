@@ -1,0 +1,101 @@
+/**
+ * Validation of the public API's arguments: `TypeError` for a wrong type,
+ * `RangeError` for a value out of range, `LockError` `EINVAL` for an unusable
+ * path.
+ *
+ * @module
+ */
+
+import { resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { LockError } from "./errors.ts";
+import type { BackendRequest, LockOptions } from "./types.ts";
+
+/** Options after validation, with defaults filled in. */
+export interface ValidOptions {
+  shared: boolean;
+  timeout: number;
+  signal: AbortSignal | undefined;
+  backend: BackendRequest | undefined;
+  removeOnRelease: boolean;
+  mode: number;
+}
+
+const BACKEND_REQUESTS: readonly string[] = ["auto", "ffi", "native", "pidfile"];
+
+/** Checks that `value` names a backend request. */
+export function isBackendRequest(value: unknown): value is BackendRequest {
+  return typeof value === "string" && BACKEND_REQUESTS.includes(value);
+}
+
+/** Turns `path` into an absolute path string, or throws. */
+export function lockPath(path: unknown): string {
+  let text: string;
+  if (typeof path === "string") {
+    text = path;
+  } else if (path instanceof URL) {
+    if (path.protocol !== "file:") {
+      throw new TypeError(`lock path URL must use the file: protocol, got '${path.protocol}'`);
+    }
+    text = fileURLToPath(path);
+  } else {
+    throw new TypeError(`lock path must be a string or a file: URL, got ${typeof path}`);
+  }
+  if (text.length === 0) {
+    throw new LockError({ code: "EINVAL", path: text, detail: "the lock path is empty" });
+  }
+  if (text.includes("\0")) {
+    throw new LockError({
+      code: "EINVAL",
+      path: text.replaceAll("\0", "\\0"),
+      detail: "the lock path contains a NUL character",
+    });
+  }
+  return resolve(text);
+}
+
+/** Validates options and fills in defaults. */
+export function lockOptions(options: unknown): ValidOptions {
+  if (options === undefined || options === null) options = {};
+  if (typeof options !== "object") {
+    throw new TypeError(`options must be an object, got ${typeof options}`);
+  }
+  const o = options as LockOptions;
+  if (o.shared !== undefined && typeof o.shared !== "boolean") {
+    throw new TypeError("options.shared must be a boolean");
+  }
+  if (o.removeOnRelease !== undefined && typeof o.removeOnRelease !== "boolean") {
+    throw new TypeError("options.removeOnRelease must be a boolean");
+  }
+  const timeout = o.timeout ?? Infinity;
+  if (typeof timeout !== "number") throw new TypeError("options.timeout must be a number");
+  if (Number.isNaN(timeout) || timeout < 0) {
+    throw new RangeError(`options.timeout must be >= 0 or Infinity, got ${timeout}`);
+  }
+  const signal = o.signal;
+  if (
+    signal !== undefined &&
+    (typeof signal !== "object" || signal === null || typeof signal.aborted !== "boolean" ||
+      typeof signal.addEventListener !== "function")
+  ) {
+    throw new TypeError("options.signal must be an AbortSignal");
+  }
+  if (o.backend !== undefined && !isBackendRequest(o.backend)) {
+    throw new TypeError(
+      `options.backend must be one of ${BACKEND_REQUESTS.join(", ")}, got '${String(o.backend)}'`,
+    );
+  }
+  const mode = o.mode ?? 0o644;
+  if (typeof mode !== "number") throw new TypeError("options.mode must be a number");
+  if (!Number.isInteger(mode) || mode < 0 || mode > 0o7777) {
+    throw new RangeError(`options.mode must be an integer in 0..0o7777, got ${mode}`);
+  }
+  return {
+    shared: o.shared ?? false,
+    timeout,
+    signal,
+    backend: o.backend,
+    removeOnRelease: o.removeOnRelease ?? false,
+    mode,
+  };
+}

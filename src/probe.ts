@@ -1,0 +1,129 @@
+/**
+ * The probe: which backend a request resolves to in this process, and why.
+ *
+ * @module
+ */
+
+import type { BackendName, Binding } from "../ffi/types.ts";
+import { ffiBinding, nativeBinding, os, readEnvironment, runtime } from "../ffi/runtime.ts";
+import { LockError } from "./errors.ts";
+import { isBackendRequest } from "./options.ts";
+import type { BackendRequest, ProbeResult } from "./types.ts";
+
+/** A request resolved to a backend; `binding` is absent for `pidfile`. */
+export interface ResolvedBackend {
+  readonly result: ProbeResult;
+  readonly binding: Binding | undefined;
+}
+
+const FFI_BACKEND: Record<typeof runtime, BackendName> = {
+  deno: "deno-ffi",
+  bun: "bun-ffi",
+  node: "node-koffi",
+};
+
+const PIDFILE_PENDING =
+  "the pidfile backend (degraded mode) is not implemented yet; no kernel lock can be taken";
+
+function unsupported(detail: string): LockError {
+  return new LockError({ code: "EUNSUPPORTED", path: "", detail });
+}
+
+function resolved(
+  backend: BackendName,
+  reason: string,
+  binding: Binding | undefined,
+): ResolvedBackend {
+  return {
+    result: { runtime, os, backend, degraded: backend === "pidfile", reason },
+    binding,
+  };
+}
+
+let environmentRead = false;
+let environmentValue: BackendRequest | undefined;
+
+/** `FILELOCK_BACKEND`, read once per process. */
+function environmentRequest(): BackendRequest | undefined {
+  if (!environmentRead) {
+    environmentValue = readEnvironmentRequest();
+    environmentRead = true;
+  }
+  return environmentValue;
+}
+
+function readEnvironmentRequest(): BackendRequest | undefined {
+  const value = readEnvironment("FILELOCK_BACKEND");
+  if (value === undefined || value === "") return undefined;
+  if (!isBackendRequest(value)) {
+    throw unsupported(
+      `FILELOCK_BACKEND='${value}' is not one of auto, ffi, native, pidfile`,
+    );
+  }
+  return value;
+}
+
+function resolveUncached(request: BackendRequest): ResolvedBackend {
+  const ffi = ffiBinding();
+  if (request === "ffi") {
+    if (ffi.binding === undefined) {
+      throw unsupported(`the ffi backend was requested but ${ffi.reason}`);
+    }
+    return resolved(ffi.binding.backend, `requested ffi: ${ffi.reason}.`, ffi.binding);
+  }
+  if (request === "native") {
+    const native = nativeBinding();
+    if (native.binding === undefined) {
+      throw unsupported(`the native backend was requested but ${native.reason}`);
+    }
+    return resolved("deno-native", `requested native: ${native.reason}.`, native.binding);
+  }
+  if (request === "pidfile") {
+    return resolved("pidfile", `requested pidfile: ${PIDFILE_PENDING}.`, undefined);
+  }
+  if (ffi.binding !== undefined) {
+    return resolved(
+      ffi.binding.backend,
+      `${ffi.reason}; this is the fastest lock here.`,
+      ffi.binding,
+    );
+  }
+  const native = nativeBinding();
+  if (native.binding !== undefined) {
+    return resolved(
+      "deno-native",
+      `${ffi.reason}, so ${native.reason}; run with --allow-ffi to use ${FFI_BACKEND[runtime]}.`,
+      native.binding,
+    );
+  }
+  return resolved(
+    "pidfile",
+    `${ffi.reason}, and no other kernel lock exists in ${runtime}: falling back to pidfile; ${PIDFILE_PENDING}.`,
+    undefined,
+  );
+}
+
+const cache = new Map<BackendRequest, ResolvedBackend>();
+
+/**
+ * Resolves a request (option, else `FILELOCK_BACKEND`, else `"auto"`). An
+ * explicit request that cannot be met throws `LockError` `EUNSUPPORTED`.
+ */
+export function resolveBackend(request: BackendRequest | undefined): ResolvedBackend {
+  const effective = request !== undefined && request !== "auto"
+    ? request
+    : environmentRequest() ?? "auto";
+  let found = cache.get(effective);
+  if (found === undefined) {
+    found = resolveUncached(effective);
+    cache.set(effective, found);
+  }
+  return found;
+}
+
+/** The binding for a request, or `EUNSUPPORTED` while pidfile is not implemented. */
+export function kernelBinding(request: BackendRequest | undefined): Binding {
+  const { binding, result } = resolveBackend(request);
+  if (binding === undefined) throw unsupported(result.reason);
+  return binding;
+}
