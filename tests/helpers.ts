@@ -1,0 +1,112 @@
+// Shared helpers of the test suite: temp dirs, the runtime binaries, child processes.
+import { spawn, type ChildProcess } from "node:child_process";
+import { mkdtempSync, readdirSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+export const repoRoot: string = fileURLToPath(new URL("..", import.meta.url));
+export const workers: string = join(repoRoot, "tests", "workers");
+const bin = (name: string) => join(repoRoot, "node_modules", ".bin", name);
+
+const scope = globalThis as { Deno?: unknown; Bun?: unknown };
+export const runtimeName: string = scope.Deno ? "deno" : scope.Bun ? "bun" : "node";
+
+export function tempDir(t: { after?: (fn: () => void) => void } | undefined = undefined): string {
+  const dir = mkdtempSync(join(tmpdir(), "filelock-test-"));
+  t?.after?.(() => rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+/** Child process flavours: each runs a TypeScript worker script. */
+export type Flavour = "deno-ffi" | "deno-native" | "bun" | "node";
+export const FLAVOURS: Flavour[] = ["deno-ffi", "deno-native", "bun", "node"];
+
+export function command(flavour: Flavour, script: string, args: string[]): string[] {
+  const path = join(workers, script);
+  switch (flavour) {
+    case "deno-ffi":
+      return [bin("deno"), "run", "-A", path, ...args];
+    case "deno-native":
+      return [bin("deno"), "run", "--allow-read", "--allow-write", "--allow-env", path, ...args];
+    case "bun":
+      return [bin("bun"), path, ...args];
+    case "node":
+      return ["node", "--import", "tsx", path, ...args];
+  }
+}
+
+export function start(argv: string[], env: Record<string, string> = {}): ChildProcess {
+  return spawn(argv[0], argv.slice(1), {
+    cwd: repoRoot,
+    env: { ...process.env, ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+}
+
+export interface Finished {
+  code: number | null;
+  signal: string | null;
+  stdout: string;
+  stderr: string;
+}
+
+export function finish(child: ChildProcess): Promise<Finished> {
+  let stdout = "";
+  let stderr = "";
+  child.stdout?.on("data", (d) => (stdout += d));
+  child.stderr?.on("data", (d) => (stderr += d));
+  return new Promise((resolve, reject) => {
+    child.on("error", reject);
+    child.on("close", (code, signal) => resolve({ code, signal, stdout, stderr }));
+  });
+}
+
+export async function run(argv: string[], env: Record<string, string> = {}): Promise<Finished> {
+  const result = await finish(start(argv, env));
+  if (result.code !== 0) {
+    throw new Error(`${argv.join(" ")} exited ${result.code ?? result.signal}: ${result.stderr}`);
+  }
+  return result;
+}
+
+/** Resolves when the child prints `word` on stdout. */
+export function waitFor(child: ChildProcess, word: string, timeoutMs = 30_000): Promise<void> {
+  return new Promise((resolve, reject) => {
+    let seen = "";
+    let errors = "";
+    const timer = setTimeout(() => reject(new Error(`no '${word}' in time: ${errors}`)), timeoutMs);
+    child.stderr?.on("data", (d) => (errors += d));
+    child.stdout?.on("data", (d) => {
+      seen += d;
+      if (seen.includes(word)) {
+        clearTimeout(timer);
+        resolve();
+      }
+    });
+    child.on("close", (code) => {
+      clearTimeout(timer);
+      reject(new Error(`exited ${code} before '${word}': ${errors}`));
+    });
+  });
+}
+
+export function exited(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  return new Promise((resolve) => child.on("close", () => resolve()));
+}
+
+export function openDescriptors(): number {
+  return readdirSync("/proc/self/fd").length;
+}
+
+export function hasCommand(name: string): boolean {
+  const paths = (process.env.PATH ?? "").split(":");
+  return paths.some((dir) => {
+    try {
+      return readdirSync(dir).includes(name);
+    } catch {
+      return false;
+    }
+  });
+}

@@ -1,0 +1,32 @@
+// Increments a counter file N times, under the lock unless told not to.
+// argv: lockPath counterPath iterations lock|nolock [remove] [noidentity]
+import { readFileSync, writeFileSync } from "node:fs";
+import { acquire, acquireSync } from "../../mod.ts";
+import { testHooks } from "../../src/engine.ts";
+
+const argv = (globalThis as { Deno?: { args: string[] } }).Deno?.args ?? process.argv.slice(2);
+const [lockPath, counterPath, iterationsText, mode, ...flags] = argv;
+const iterations = Number(iterationsText);
+const removeOnRelease = flags.includes("remove");
+const pause = new Int32Array(new SharedArrayBuffer(4));
+if (flags.includes("noidentity")) testHooks.verifyIdentity = false;
+if (flags.includes("slowopen")) testHooks.afterOpen = () => Atomics.wait(pause, 0, 0, 1);
+
+function increment(): void {
+  const value = Number(readFileSync(counterPath, "utf8") || "0");
+  Atomics.wait(pause, 0, 0, 1); // widen the read-modify-write window
+  writeFileSync(counterPath, String(value + 1));
+}
+
+for (let i = 0; i < iterations; i++) {
+  if (mode === "nolock") {
+    increment();
+  } else if (i % 2 === 0) {
+    const lock = await acquire(lockPath, { removeOnRelease });
+    increment();
+    await lock.release();
+  } else {
+    using _lock = acquireSync(lockPath, { removeOnRelease });
+    increment();
+  }
+}
