@@ -1,6 +1,6 @@
 // Shared helpers of the test suite: temp dirs, the runtime binaries, child processes.
 import { spawn, type ChildProcess } from "node:child_process";
-import { mkdtempSync, readdirSync, rmSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -58,7 +58,16 @@ export function finish(child: ChildProcess): Promise<Finished> {
   child.stderr?.on("data", (d) => (stderr += d));
   return new Promise((resolve, reject) => {
     child.on("error", reject);
-    child.on("close", (code, signal) => resolve({ code, signal, stdout, stderr }));
+    let code: number | null = null;
+    let signal: string | null = null;
+    let pending = 2;
+    const done = () => --pending === 0 && resolve({ code, signal, stdout, stderr });
+    child.on("exit", (c, s) => {
+      code = c;
+      signal = s;
+      done();
+    });
+    child.on("close", done);
   });
 }
 
@@ -91,9 +100,13 @@ export function waitFor(child: ChildProcess, word: string, timeoutMs = 30_000): 
   });
 }
 
+/**
+ * Resolves once the child has been reaped ("exit"), not merely when its pipes
+ * closed: a dying process closes stdout before its other descriptors.
+ */
 export function exited(child: ChildProcess): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
-  return new Promise((resolve) => child.on("close", () => resolve()));
+  return new Promise((resolve) => child.on("exit", () => resolve()));
 }
 
 export function openDescriptors(): number {
@@ -109,4 +122,34 @@ export function hasCommand(name: string): boolean {
       return false;
     }
   });
+}
+
+/**
+ * Resolves once process `pid` is gone or a zombie, read from /proc: a zombie
+ * has closed all its descriptors. Runtimes' child-process events can fire
+ * before that (a dying process closes stdout first).
+ */
+export async function dead(pid: number, timeoutMs = 10_000): Promise<void> {
+  const until = performance.now() + timeoutMs;
+  while (performance.now() < until) {
+    let state: string;
+    try {
+      state = readFileSync(`/proc/${pid}/stat`, "utf8").replace(/^.*\) /s, "")[0];
+    } catch {
+      return;
+    }
+    // The leader of a multi-threaded process turns zombie before its other
+    // threads finish exiting; descriptors close when the last one does.
+    if ((state === "Z" || state === "X") && threads(pid) <= 1) return;
+    await new Promise((r) => setTimeout(r, 2));
+  }
+  throw new Error(`process ${pid} still alive`);
+}
+
+function threads(pid: number): number {
+  try {
+    return readdirSync(`/proc/${pid}/task`).length;
+  } catch {
+    return 0;
+  }
 }
