@@ -46,147 +46,195 @@ test(`${runtimeName}: unmet explicit backend requests throw EUNSUPPORTED`, () =>
     (e: unknown) => e instanceof LockError && e.code === "EUNSUPPORTED",
   );
   if (runtimeName !== "deno") {
-    assert.throws(() => probe({ backend: "native" }), (e: unknown) => (e as LockError).code === "EUNSUPPORTED");
+    assert.throws(
+      () => probe({ backend: "native" }),
+      (e: unknown) => (e as LockError).code === "EUNSUPPORTED",
+    );
   }
 });
 
-test(`${runtimeName}: two locks in one process exclude each other`, inTemp((dir) => {
-  const path = join(dir, "a.lock");
-  const first = tryAcquire(path);
-  assert.ok(first);
-  assert.equal(first.backend, expectedBackend);
-  assert.equal(first.path, path);
-  assert.equal(tryAcquire(path), null);
-  first.releaseSync();
-  assert.equal(first.released, true);
-  const second = tryAcquire(path);
-  assert.ok(second);
-  second.releaseSync();
-}));
-
-test(`${runtimeName}: URL paths and relative paths resolve to absolute`, inTemp((dir) => {
-  const lock = tryAcquire(pathToFileURL(join(dir, "u.lock")));
-  assert.ok(lock);
-  assert.equal(lock.path, join(dir, "u.lock"));
-  lock.releaseSync();
-}));
-
-test(`${runtimeName}: timeout rejects with LockTimeoutError`, inTemp(async (dir) => {
-  const path = join(dir, "t.lock");
-  const holder = tryAcquire(path)!;
-  const started = performance.now();
-  await assert.rejects(acquire(path, { timeout: 100 }), (e: unknown) =>
-    e instanceof LockTimeoutError && e.code === "ETIMEDOUT" && e.path === path);
-  assert.ok(performance.now() - started >= 90);
-  await assert.rejects(acquire(path, { timeout: 0 }), LockTimeoutError);
-  assert.throws(() => acquireSync(path, { timeout: 50 }), LockTimeoutError);
-  holder.releaseSync();
-  (await acquire(path, { timeout: 0 })).releaseSync();
-}));
-
-test(`${runtimeName}: a waiter gets the lock when the holder releases`, inTemp(async (dir) => {
-  const path = join(dir, "w.lock");
-  const holder = tryAcquire(path)!;
-  setTimeout(() => holder.releaseSync(), 50);
-  const lock = await acquire(path, { timeout: 5000 });
-  assert.equal(holder.released, true);
-  await lock.release();
-}));
-
-test(`${runtimeName}: abort before and during the wait rejects with signal.reason`, inTemp(async (dir) => {
-  const path = join(dir, "ab.lock");
-  const holder = tryAcquire(path)!;
-  const reason = new Error("stop");
-  await assert.rejects(acquire(path, { signal: AbortSignal.abort(reason) }), (e) => e === reason);
-  assert.throws(() => acquireSync(path, { signal: AbortSignal.abort(reason) }), (e) => e === reason);
-  const controller = new AbortController();
-  const started = performance.now();
-  setTimeout(() => controller.abort(reason), 60);
-  await assert.rejects(acquire(path, { signal: controller.signal }), (e) => e === reason);
-  assert.ok(performance.now() - started < 1000, "abort wakes the waiter at once");
-  holder.releaseSync();
-  // Abort before the wait wins even when the lock is free.
-  await assert.rejects(acquire(path, { signal: AbortSignal.abort(reason) }), (e) => e === reason);
-}));
-
-test(`${runtimeName}: shared locks coexist and exclude exclusive ones`, inTemp((dir) => {
-  const path = join(dir, "s.lock");
-  const a = tryAcquire(path, { shared: true })!;
-  const b = tryAcquire(path, { shared: true })!;
-  assert.ok(a && b);
-  assert.equal(a.shared, true);
-  assert.equal(tryAcquire(path), null);
-  a.releaseSync();
-  assert.equal(tryAcquire(path), null);
-  b.releaseSync();
-  const x = tryAcquire(path)!;
-  assert.ok(x);
-  assert.equal(tryAcquire(path, { shared: true }), null);
-  x.releaseSync();
-}));
-
-test(`${runtimeName}: using and await using release at scope end`, inTemp(async (dir) => {
-  const path = join(dir, "d.lock");
-  {
-    using lock = acquireSync(path);
-    assert.equal(lock.released, false);
+test(
+  `${runtimeName}: two locks in one process exclude each other`,
+  inTemp((dir) => {
+    const path = join(dir, "a.lock");
+    const first = tryAcquire(path);
+    assert.ok(first);
+    assert.equal(first.backend, expectedBackend);
+    assert.equal(first.path, path);
     assert.equal(tryAcquire(path), null);
-  }
-  {
-    await using lock = await acquire(path);
+    first.releaseSync();
+    assert.equal(first.released, true);
+    const second = tryAcquire(path);
+    assert.ok(second);
+    second.releaseSync();
+  }),
+);
+
+test(
+  `${runtimeName}: URL paths and relative paths resolve to absolute`,
+  inTemp((dir) => {
+    const lock = tryAcquire(pathToFileURL(join(dir, "u.lock")));
+    assert.ok(lock);
+    assert.equal(lock.path, join(dir, "u.lock"));
+    lock.releaseSync();
+  }),
+);
+
+test(
+  `${runtimeName}: timeout rejects with LockTimeoutError`,
+  inTemp(async (dir) => {
+    const path = join(dir, "t.lock");
+    const holder = tryAcquire(path)!;
+    const started = performance.now();
+    await assert.rejects(
+      acquire(path, { timeout: 100 }),
+      (e: unknown) => e instanceof LockTimeoutError && e.code === "ETIMEDOUT" && e.path === path,
+    );
+    assert.ok(performance.now() - started >= 90);
+    await assert.rejects(acquire(path, { timeout: 0 }), LockTimeoutError);
+    assert.throws(() => acquireSync(path, { timeout: 50 }), LockTimeoutError);
+    holder.releaseSync();
+    (await acquire(path, { timeout: 0 })).releaseSync();
+  }),
+);
+
+test(
+  `${runtimeName}: a waiter gets the lock when the holder releases`,
+  inTemp(async (dir) => {
+    const path = join(dir, "w.lock");
+    const holder = tryAcquire(path)!;
+    setTimeout(() => holder.releaseSync(), 50);
+    const lock = await acquire(path, { timeout: 5000 });
+    assert.equal(holder.released, true);
+    await lock.release();
+  }),
+);
+
+test(
+  `${runtimeName}: abort before and during the wait rejects with signal.reason`,
+  inTemp(async (dir) => {
+    const path = join(dir, "ab.lock");
+    const holder = tryAcquire(path)!;
+    const reason = new Error("stop");
+    await assert.rejects(acquire(path, { signal: AbortSignal.abort(reason) }), (e) => e === reason);
+    assert.throws(
+      () => acquireSync(path, { signal: AbortSignal.abort(reason) }),
+      (e) => e === reason,
+    );
+    const controller = new AbortController();
+    const started = performance.now();
+    setTimeout(() => controller.abort(reason), 60);
+    await assert.rejects(acquire(path, { signal: controller.signal }), (e) => e === reason);
+    assert.ok(performance.now() - started < 1000, "abort wakes the waiter at once");
+    holder.releaseSync();
+    // Abort before the wait wins even when the lock is free.
+    await assert.rejects(acquire(path, { signal: AbortSignal.abort(reason) }), (e) => e === reason);
+  }),
+);
+
+test(
+  `${runtimeName}: shared locks coexist and exclude exclusive ones`,
+  inTemp((dir) => {
+    const path = join(dir, "s.lock");
+    const a = tryAcquire(path, { shared: true })!;
+    const b = tryAcquire(path, { shared: true })!;
+    assert.ok(a && b);
+    assert.equal(a.shared, true);
     assert.equal(tryAcquire(path), null);
-    assert.equal(lock.released, false);
-  }
-  const again = tryAcquire(path);
-  assert.ok(again);
-  again.releaseSync();
-}));
-
-test(`${runtimeName}: withLock returns the result and releases on throw`, inTemp(async (dir) => {
-  const path = join(dir, "wl.lock");
-  assert.equal(await withLock(path, () => 42), 42);
-  await assert.rejects(withLock(path, () => {
+    a.releaseSync();
     assert.equal(tryAcquire(path), null);
-    throw new Error("boom");
-  }), /boom/);
-  const lock = tryAcquire(path);
-  assert.ok(lock, "released after the throw");
-  lock.releaseSync();
-}));
+    b.releaseSync();
+    const x = tryAcquire(path)!;
+    assert.ok(x);
+    assert.equal(tryAcquire(path, { shared: true }), null);
+    x.releaseSync();
+  }),
+);
 
-test(`${runtimeName}: release twice is harmless`, inTemp(async (dir) => {
-  const lock = tryAcquire(join(dir, "r.lock"))!;
-  await lock.release();
-  await lock.release();
-  lock.releaseSync();
-  assert.equal(lock.released, true);
-}));
+test(
+  `${runtimeName}: using and await using release at scope end`,
+  inTemp(async (dir) => {
+    const path = join(dir, "d.lock");
+    {
+      using lock = acquireSync(path);
+      assert.equal(lock.released, false);
+      assert.equal(tryAcquire(path), null);
+    }
+    {
+      await using lock = await acquire(path);
+      assert.equal(tryAcquire(path), null);
+      assert.equal(lock.released, false);
+    }
+    const again = tryAcquire(path);
+    assert.ok(again);
+    again.releaseSync();
+  }),
+);
 
-test(`${runtimeName}: removeOnRelease unlinks only exclusive locks; default keeps the file and its content`, inTemp((dir) => {
-  const path = join(dir, "rm.lock");
-  writeFileSync(path, "keep me");
-  tryAcquire(path)!.releaseSync();
-  assert.equal(readFileSync(path, "utf8"), "keep me", "content never touched");
-  tryAcquire(path, { shared: true, removeOnRelease: true })!.releaseSync();
-  assert.equal(readFileSync(path, "utf8"), "keep me", "shared holder never unlinks");
-  tryAcquire(path, { removeOnRelease: true })!.releaseSync();
-  assert.throws(() => readFileSync(path), /ENOENT/);
-}));
+test(
+  `${runtimeName}: withLock returns the result and releases on throw`,
+  inTemp(async (dir) => {
+    const path = join(dir, "wl.lock");
+    assert.equal(await withLock(path, () => 42), 42);
+    await assert.rejects(
+      withLock(path, () => {
+        assert.equal(tryAcquire(path), null);
+        throw new Error("boom");
+      }),
+      /boom/,
+    );
+    const lock = tryAcquire(path);
+    assert.ok(lock, "released after the throw");
+    lock.releaseSync();
+  }),
+);
 
-test(`${runtimeName}: bad paths give errno names`, inTemp(async (dir) => {
-  await rejectsWithCode(acquire(""), "EINVAL");
-  await rejectsWithCode(acquire(join(dir, "a\0b")), "EINVAL");
-  await rejectsWithCode(acquire(dir), "EISDIR");
-  await rejectsWithCode(acquire(join(dir, "missing", "x.lock")), "ENOENT");
-  symlinkSync(join(dir, "target.lock"), join(dir, "link.lock"));
-  await rejectsWithCode(acquire(join(dir, "link.lock")), "ELOOP");
-  assert.throws(() => readFileSync(join(dir, "target.lock")), /ENOENT/, "symlink target not created");
-  await rejectsWithCode(acquire(join(dir, "n".repeat(300))), "ENAMETOOLONG");
-  writeFileSync(join(dir, "file"), "");
-  await rejectsWithCode(acquire(join(dir, "file", "x.lock")), "ENOTDIR");
-  const error = await acquire(join(dir, "missing", "x.lock")).catch((e) => e);
-  assert.ok(error.message.includes(join(dir, "missing", "x.lock")));
-}));
+test(
+  `${runtimeName}: release twice is harmless`,
+  inTemp(async (dir) => {
+    const lock = tryAcquire(join(dir, "r.lock"))!;
+    await lock.release();
+    await lock.release();
+    lock.releaseSync();
+    assert.equal(lock.released, true);
+  }),
+);
+
+test(
+  `${runtimeName}: removeOnRelease unlinks only exclusive locks; default keeps the file and its content`,
+  inTemp((dir) => {
+    const path = join(dir, "rm.lock");
+    writeFileSync(path, "keep me");
+    tryAcquire(path)!.releaseSync();
+    assert.equal(readFileSync(path, "utf8"), "keep me", "content never touched");
+    tryAcquire(path, { shared: true, removeOnRelease: true })!.releaseSync();
+    assert.equal(readFileSync(path, "utf8"), "keep me", "shared holder never unlinks");
+    tryAcquire(path, { removeOnRelease: true })!.releaseSync();
+    assert.throws(() => readFileSync(path), /ENOENT/);
+  }),
+);
+
+test(
+  `${runtimeName}: bad paths give errno names`,
+  inTemp(async (dir) => {
+    await rejectsWithCode(acquire(""), "EINVAL");
+    await rejectsWithCode(acquire(join(dir, "a\0b")), "EINVAL");
+    await rejectsWithCode(acquire(dir), "EISDIR");
+    await rejectsWithCode(acquire(join(dir, "missing", "x.lock")), "ENOENT");
+    symlinkSync(join(dir, "target.lock"), join(dir, "link.lock"));
+    await rejectsWithCode(acquire(join(dir, "link.lock")), "ELOOP");
+    assert.throws(
+      () => readFileSync(join(dir, "target.lock")),
+      /ENOENT/,
+      "symlink target not created",
+    );
+    await rejectsWithCode(acquire(join(dir, "n".repeat(300))), "ENAMETOOLONG");
+    writeFileSync(join(dir, "file"), "");
+    await rejectsWithCode(acquire(join(dir, "file", "x.lock")), "ENOTDIR");
+    const error = await acquire(join(dir, "missing", "x.lock")).catch((e) => e);
+    assert.ok(error.message.includes(join(dir, "missing", "x.lock")));
+  }),
+);
 
 test(`${runtimeName}: bad options are TypeError or RangeError`, () => {
   // deno-lint-ignore no-explicit-any
@@ -203,40 +251,46 @@ test(`${runtimeName}: bad options are TypeError or RangeError`, () => {
   assert.throws(() => anyAcquire("/tmp/x.lock", { signal: {} }), TypeError);
 });
 
-test(`${runtimeName}: thousands of cycles and failures leak no descriptor`, inTemp(async (dir) => {
-  const path = join(dir, "fd.lock");
-  mkdirSync(join(dir, "sub"));
-  tryAcquire(path)!.releaseSync(); // warm up lazily created runtime descriptors
-  const before = openDescriptors();
-  for (let i = 0; i < 2000; i++) {
-    const lock = tryAcquire(path, { removeOnRelease: i % 3 === 0 })!;
-    assert.equal(tryAcquire(path), null);
-    lock.releaseSync();
-  }
-  for (let i = 0; i < 200; i++) {
-    (await acquire(path)).releaseSync();
-    assert.throws(() => tryAcquire(join(dir, "sub")), LockError);
-    assert.throws(() => tryAcquire(join(dir, "none", "x")), LockError);
-  }
-  const holder = tryAcquire(path)!;
-  for (let i = 0; i < 20; i++) {
-    await assert.rejects(acquire(path, { timeout: 2 }), LockTimeoutError);
-  }
-  holder.releaseSync();
-  assert.equal(openDescriptors(), before);
-}));
+test(
+  `${runtimeName}: thousands of cycles and failures leak no descriptor`,
+  inTemp(async (dir) => {
+    const path = join(dir, "fd.lock");
+    mkdirSync(join(dir, "sub"));
+    tryAcquire(path)!.releaseSync(); // warm up lazily created runtime descriptors
+    const before = openDescriptors();
+    for (let i = 0; i < 2000; i++) {
+      const lock = tryAcquire(path, { removeOnRelease: i % 3 === 0 })!;
+      assert.equal(tryAcquire(path), null);
+      lock.releaseSync();
+    }
+    for (let i = 0; i < 200; i++) {
+      (await acquire(path)).releaseSync();
+      assert.throws(() => tryAcquire(join(dir, "sub")), LockError);
+      assert.throws(() => tryAcquire(join(dir, "none", "x")), LockError);
+    }
+    const holder = tryAcquire(path)!;
+    for (let i = 0; i < 20; i++) {
+      await assert.rejects(acquire(path, { timeout: 2 }), LockTimeoutError);
+    }
+    holder.releaseSync();
+    assert.equal(openDescriptors(), before);
+  }),
+);
 
 if (runtimeName === "deno") {
-  test("deno: the native backend (FsFile.tryLock) excludes the FFI backend", inTemp((dir) => {
-    const path = join(dir, "n.lock");
-    const native = tryAcquire(path, { backend: "native" })!;
-    assert.equal(native.backend, "deno-native");
-    assert.equal(tryAcquire(path, { backend: "ffi" }), null);
-    assert.equal(tryAcquire(path, { backend: "native" }), null);
-    native.releaseSync();
-    const ffi = tryAcquire(path, { backend: "ffi" })!;
-    assert.equal(ffi.backend, "deno-ffi");
-    assert.equal(tryAcquire(path, { backend: "native" }), null);
-    ffi.releaseSync();
-  }));
+  test(
+    "deno: the native backend (FsFile.tryLock) excludes the FFI backend",
+    inTemp((dir) => {
+      const path = join(dir, "n.lock");
+      const native = tryAcquire(path, { backend: "native" })!;
+      assert.equal(native.backend, "deno-native");
+      assert.equal(tryAcquire(path, { backend: "ffi" }), null);
+      assert.equal(tryAcquire(path, { backend: "native" }), null);
+      native.releaseSync();
+      const ffi = tryAcquire(path, { backend: "ffi" })!;
+      assert.equal(ffi.backend, "deno-ffi");
+      assert.equal(tryAcquire(path, { backend: "native" }), null);
+      ffi.releaseSync();
+    }),
+  );
 }

@@ -57,27 +57,38 @@ for _ in range(n):
 
 const N = 25;
 
-test(`${runtimeName}: counter across Deno (ffi), Deno (native), Bun, Node, flock(1), python is exact`, inTemp(async (dir) => {
-  const lock = join(dir, "c.lock");
-  const counter = join(dir, "counter");
-  writeFileSync(counter, "0");
-  const argvs = FLAVOURS.map((f) => command(f, "counter.ts", [lock, counter, String(N), "lock"]));
-  if (FLOCK) argvs.push(flockLoop(lock, counter, N));
-  if (PYTHON) argvs.push(pythonLoop(lock, counter, N));
-  await Promise.all(argvs.map((argv) => run(argv)));
-  assert.equal(Number(readFileSync(counter, "utf8")), N * argvs.length);
-}));
+test(
+  `${runtimeName}: counter across Deno (ffi), Deno (native), Bun, Node, flock(1), python is exact`,
+  inTemp(async (dir) => {
+    const lock = join(dir, "c.lock");
+    const counter = join(dir, "counter");
+    writeFileSync(counter, "0");
+    const argvs = FLAVOURS.map((f) => command(f, "counter.ts", [lock, counter, String(N), "lock"]));
+    if (FLOCK) argvs.push(flockLoop(lock, counter, N));
+    if (PYTHON) argvs.push(pythonLoop(lock, counter, N));
+    await Promise.all(argvs.map((argv) => run(argv)));
+    assert.equal(Number(readFileSync(counter, "utf8")), N * argvs.length);
+  }),
+);
 
-test(`${runtimeName}: control: the same counter without the lock loses updates`, inTemp(async (dir) => {
-  const lock = join(dir, "c.lock");
-  const counter = join(dir, "counter");
-  writeFileSync(counter, "0");
-  const argvs = FLAVOURS.map((f) => command(f, "counter.ts", [lock, counter, String(N), "nolock"]));
-  await Promise.all(argvs.map((argv) => run(argv)));
-  assert.ok(Number(readFileSync(counter, "utf8")) < N * argvs.length, "updates were lost");
-}));
+test(
+  `${runtimeName}: control: the same counter without the lock loses updates`,
+  inTemp(async (dir) => {
+    const lock = join(dir, "c.lock");
+    const counter = join(dir, "counter");
+    writeFileSync(counter, "0");
+    const argvs = FLAVOURS.map((f) =>
+      command(f, "counter.ts", [lock, counter, String(N), "nolock"])
+    );
+    await Promise.all(argvs.map((argv) => run(argv)));
+    assert.ok(Number(readFileSync(counter, "utf8")) < N * argvs.length, "updates were lost");
+  }),
+);
 
-async function cleanerRace(dir: string, flags: string[]): Promise<{ total: number; expected: number }> {
+async function cleanerRace(
+  dir: string,
+  flags: string[],
+): Promise<{ total: number; expected: number }> {
   const lock = join(dir, "r.lock");
   const counter = join(dir, "counter");
   const stop = join(dir, "stop");
@@ -86,9 +97,11 @@ async function cleanerRace(dir: string, flags: string[]): Promise<{ total: numbe
   const cleanerDone = finish(cleaner);
   const holders = ["deno-ffi", "bun", "node", "deno-ffi"] as const;
   try {
-    await Promise.all(holders.map((f) =>
-      run(command(f, "counter.ts", [lock, counter, "60", "lock", "remove", "slowopen", ...flags]))
-    ));
+    await Promise.all(
+      holders.map((f) =>
+        run(command(f, "counter.ts", [lock, counter, "60", "lock", "remove", "slowopen", ...flags]))
+      ),
+    );
   } finally {
     writeFileSync(stop, "");
     await cleanerDone;
@@ -96,62 +109,74 @@ async function cleanerRace(dir: string, flags: string[]): Promise<{ total: numbe
   return { total: Number(readFileSync(counter, "utf8")), expected: 60 * holders.length };
 }
 
-test(`${runtimeName}: cleaner race with removeOnRelease keeps the counter exact`, inTemp(async (dir) => {
-  const { total, expected } = await cleanerRace(dir, []);
-  assert.equal(total, expected);
-}));
+test(
+  `${runtimeName}: cleaner race with removeOnRelease keeps the counter exact`,
+  inTemp(async (dir) => {
+    const { total, expected } = await cleanerRace(dir, []);
+    assert.equal(total, expected);
+  }),
+);
 
-test(`${runtimeName}: control: without identity verification the cleaner race loses updates`, inTemp(async (dir) => {
-  const { total, expected } = await cleanerRace(dir, ["noidentity"]);
-  assert.ok(total < expected, `expected lost updates, got ${total} of ${expected}`);
-}));
+test(
+  `${runtimeName}: control: without identity verification the cleaner race loses updates`,
+  inTemp(async (dir) => {
+    const { total, expected } = await cleanerRace(dir, ["noidentity"]);
+    assert.ok(total < expected, `expected lost updates, got ${total} of ${expected}`);
+  }),
+);
 
 for (const flavour of FLAVOURS) {
-  test(`${runtimeName}: a ${flavour} holder killed with SIGKILL frees the lock at once`, inTemp(async (dir) => {
-    const lock = join(dir, "k.lock");
-    const holder = start(command(flavour, "holder.ts", [lock, "wait"]));
-    try {
-      await waitFor(holder, "held");
-      assert.equal(tryAcquire(lock), null, "held while the holder lives");
-    } finally {
-      holder.kill("SIGKILL");
-      await dead(holder.pid!);
-    }
-    const next = tryAcquire(lock);
-    assert.ok(next, "free right after the holder died");
-    next.releaseSync();
-  }));
+  test(
+    `${runtimeName}: a ${flavour} holder killed with SIGKILL frees the lock at once`,
+    inTemp(async (dir) => {
+      const lock = join(dir, "k.lock");
+      const holder = start(command(flavour, "holder.ts", [lock, "wait"]));
+      try {
+        await waitFor(holder, "held");
+        assert.equal(tryAcquire(lock), null, "held while the holder lives");
+      } finally {
+        holder.kill("SIGKILL");
+        await dead(holder.pid!);
+      }
+      const next = tryAcquire(lock);
+      assert.ok(next, "free right after the holder died");
+      next.releaseSync();
+    }),
+  );
 }
 
 for (const flavour of ["deno-ffi", "bun", "node"] as const) {
-  test(`${runtimeName}: a ${flavour} holder's children inherit nothing`, inTemp(async (dir) => {
-    const lock = join(dir, "ch.lock");
-    // Releases while its child runs on: the lock is really free.
-    const holder = start(command(flavour, "holder.ts", [lock, "child"]));
-    let out = "";
-    holder.stdout?.on("data", (d) => (out += d));
-    try {
-      await waitFor(holder, "released");
-      const next = tryAcquire(lock);
-      assert.ok(next, "free after release although the child lives");
-      next.releaseSync();
-    } finally {
-      holder.kill("SIGKILL");
-      await exited(holder);
-      const pid = Number(/child=(\d+)/.exec(out)?.[1]);
-      if (pid) process.kill(pid, "SIGKILL");
-    }
-    // Exits without releasing while its child runs on: the lock dies with it.
-    const orphaner = start(command(flavour, "holder.ts", [lock, "orphan"]));
-    const result = await finish(orphaner);
-    const pid = Number(/child=(\d+)/.exec(result.stdout)?.[1]);
-    try {
-      assert.ok(pid > 0, result.stderr);
-      const next = tryAcquire(lock);
-      assert.ok(next, "free after the holder exited although its child lives");
-      next.releaseSync();
-    } finally {
-      if (pid) process.kill(pid, "SIGKILL");
-    }
-  }));
+  test(
+    `${runtimeName}: a ${flavour} holder's children inherit nothing`,
+    inTemp(async (dir) => {
+      const lock = join(dir, "ch.lock");
+      // Releases while its child runs on: the lock is really free.
+      const holder = start(command(flavour, "holder.ts", [lock, "child"]));
+      let out = "";
+      holder.stdout?.on("data", (d) => (out += d));
+      try {
+        await waitFor(holder, "released");
+        const next = tryAcquire(lock);
+        assert.ok(next, "free after release although the child lives");
+        next.releaseSync();
+      } finally {
+        holder.kill("SIGKILL");
+        await exited(holder);
+        const pid = Number(/child=(\d+)/.exec(out)?.[1]);
+        if (pid) process.kill(pid, "SIGKILL");
+      }
+      // Exits without releasing while its child runs on: the lock dies with it.
+      const orphaner = start(command(flavour, "holder.ts", [lock, "orphan"]));
+      const result = await finish(orphaner);
+      const pid = Number(/child=(\d+)/.exec(result.stdout)?.[1]);
+      try {
+        assert.ok(pid > 0, result.stderr);
+        const next = tryAcquire(lock);
+        assert.ok(next, "free after the holder exited although its child lives");
+        next.releaseSync();
+      } finally {
+        if (pid) process.kill(pid, "SIGKILL");
+      }
+    }),
+  );
 }

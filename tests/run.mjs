@@ -65,11 +65,17 @@ for (const runtime of runtimes) {
 console.log("\n=== summary");
 for (const r of reports) {
   console.log(
-    `${r.name.padEnd(5)} ${r.ok ? "ok    " : "FAILED"} ${r.passed} passed, ${r.failed} failed, ${r.skipped} skipped (${r.seconds.toFixed(1)} s)`,
+    `${r.name.padEnd(5)} ${
+      r.ok ? "ok    " : "FAILED"
+    } ${r.passed} passed, ${r.failed} failed, ${r.skipped} skipped (${r.seconds.toFixed(1)} s)`,
   );
 }
 const total = reports.reduce(
-  (t, r) => ({ passed: t.passed + r.passed, failed: t.failed + r.failed, skipped: t.skipped + r.skipped }),
+  (t, r) => ({
+    passed: t.passed + r.passed,
+    failed: t.failed + r.failed,
+    skipped: t.skipped + r.skipped,
+  }),
   { passed: 0, failed: 0, skipped: 0 },
 );
 console.log(`total: ${total.passed} passed, ${total.failed} failed, ${total.skipped} skipped`);
