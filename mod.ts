@@ -28,11 +28,26 @@ import { attemptNow, type LockRequest, wait, waitSync } from "./src/engine.ts";
 import { KernelLock } from "./src/lock.ts";
 import type { BackendName, BackendRequest, Lock, LockOptions, ProbeResult } from "./src/types.ts";
 import type { ValidOptions } from "./src/options.ts";
+import type { Binding, EncodedPath } from "./ffi/types.ts";
 import { isBackendRequest } from "./src/options.ts";
 
 export { LockError, LockTimeoutError };
 export type { LockErrorOptions } from "./src/errors.ts";
 export type { BackendName, BackendRequest, Lock, LockOptions, ProbeResult };
+
+// Repeated locks on one path skip re-encoding it.
+let lastPath = "";
+let lastBinding: Binding | undefined;
+let lastEncoded: EncodedPath = "";
+
+function encoded(binding: Binding, path: string): EncodedPath {
+  if (path !== lastPath || binding !== lastBinding) {
+    lastEncoded = binding.encodePath(path);
+    lastPath = path;
+    lastBinding = binding;
+  }
+  return lastEncoded;
+}
 
 function prepare(path: unknown, options: unknown): { request: LockRequest; valid: ValidOptions } {
   const absolute = lockPath(path);
@@ -42,7 +57,7 @@ function prepare(path: unknown, options: unknown): { request: LockRequest; valid
     request: {
       binding,
       path: absolute,
-      encoded: binding.encodePath(absolute),
+      encoded: encoded(binding, absolute),
       shared: valid.shared,
       mode: valid.mode,
     },

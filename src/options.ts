@@ -6,7 +6,7 @@
  * @module
  */
 
-import { resolve } from "node:path";
+import { isAbsolute, normalize, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { LockError } from "./errors.ts";
 import type { BackendRequest, LockOptions } from "./types.ts";
@@ -51,7 +51,8 @@ export function lockPath(path: unknown): string {
       detail: "the lock path contains a NUL character",
     });
   }
-  return resolve(text);
+  // resolve() reads the working directory (a syscall in Deno) even for absolute paths.
+  return isAbsolute(text) ? normalize(text) : resolve(text);
 }
 
 /** Validates options and fills in defaults. */
