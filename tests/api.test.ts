@@ -277,7 +277,11 @@ test(
   }),
 );
 
-if (runtimeName === "deno") {
+if (runtimeName !== "deno") {
+  const reason = `deno-native is a Deno-only backend; ${runtimeName} cannot use it`;
+  console.log(`SKIP ${runtimeName}: the native backend: ${reason}`);
+  test(`${runtimeName}: the native backend (FsFile.tryLock)`, { skip: reason }, () => {});
+} else {
   test(
     "deno: the native backend (FsFile.tryLock) excludes the FFI backend",
     inTemp((dir) => {
