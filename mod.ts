@@ -22,18 +22,39 @@
  */
 
 import { LockError, LockTimeoutError } from "./src/errors.ts";
-import { lockOptions, lockPath } from "./src/options.ts";
-import { kernelBinding, resolveBackend } from "./src/probe.ts";
-import { attemptNow, type LockRequest, wait, waitSync } from "./src/engine.ts";
+import { lockOptions, lockPath, type ValidOptions } from "./src/options.ts";
+import { resolveBackend } from "./src/probe.ts";
+import {
+  attemptNow,
+  kernelAttempt,
+  kernelTimedOut,
+  type LockRequest,
+  wait,
+  waitSync,
+} from "./src/engine.ts";
 import { KernelLock } from "./src/lock.ts";
-import type { BackendName, BackendRequest, Lock, LockOptions, ProbeResult } from "./src/types.ts";
-import type { ValidOptions } from "./src/options.ts";
+import {
+  attemptPidfile,
+  PidfileLock,
+  type PidfileRequest,
+  pidfileTimedOut,
+} from "./src/pidfile.ts";
+import { inspectPath } from "./src/inspect.ts";
+import type {
+  BackendName,
+  BackendRequest,
+  Lock,
+  LockHolder,
+  LockOptions,
+  LockStatus,
+  ProbeResult,
+} from "./src/types.ts";
 import type { Binding, EncodedPath } from "./ffi/types.ts";
 import { isBackendRequest } from "./src/options.ts";
 
 export { LockError, LockTimeoutError };
 export type { LockErrorOptions } from "./src/errors.ts";
-export type { BackendName, BackendRequest, Lock, LockOptions, ProbeResult };
+export type { BackendName, BackendRequest, Lock, LockHolder, LockOptions, LockStatus, ProbeResult };
 
 // Repeated locks on one path skip re-encoding it.
 let lastPath = "";
@@ -49,12 +70,17 @@ function encoded(binding: Binding, path: string): EncodedPath {
   return lastEncoded;
 }
 
-function prepare(path: unknown, options: unknown): { request: LockRequest; valid: ValidOptions } {
+type Prepared =
+  | { kernel: LockRequest; pidfile?: undefined; valid: ValidOptions }
+  | { kernel?: undefined; pidfile: PidfileRequest; valid: ValidOptions };
+
+function prepare(path: unknown, options: unknown): Prepared {
   const absolute = lockPath(path);
   const valid = lockOptions(options);
-  const binding = kernelBinding(valid.backend);
+  const { binding } = resolveBackend(valid.backend);
+  if (binding === undefined) return { pidfile: pidfileRequest(absolute, valid), valid };
   return {
-    request: {
+    kernel: {
       binding,
       path: absolute,
       encoded: encoded(binding, absolute),
@@ -62,6 +88,25 @@ function prepare(path: unknown, options: unknown): { request: LockRequest; valid
       mode: valid.mode,
     },
     valid,
+  };
+}
+
+function pidfileRequest(path: string, valid: ValidOptions): PidfileRequest {
+  if (valid.shared) {
+    throw new LockError({
+      code: "EUNSUPPORTED",
+      path,
+      detail:
+        "the pidfile backend takes exclusive locks only; a shared lock needs a kernel backend (ffi or native)",
+    });
+  }
+  return {
+    path,
+    mode: valid.mode,
+    staleMs: valid.staleMs,
+    onCompromised: valid.onCompromised,
+    lastHolder: undefined,
+    lastReason: "",
   };
 }
 
@@ -94,9 +139,23 @@ function held(request: LockRequest, valid: ValidOptions, fd: number): Lock {
  * ```
  */
 export async function acquire(path: string | URL, options?: LockOptions): Promise<Lock> {
-  const { request, valid } = prepare(path, options);
-  const fd = await wait(request, valid.timeout, valid.signal);
-  return held(request, valid, fd);
+  const { kernel, pidfile, valid } = prepare(path, options);
+  if (pidfile !== undefined) {
+    const created = await wait(
+      () => attemptPidfile(pidfile),
+      valid.timeout,
+      valid.signal,
+      () => pidfileTimedOut(pidfile, valid.timeout),
+    );
+    return new PidfileLock(pidfile, created);
+  }
+  const fd = await wait(
+    (deadline) => kernelAttempt(kernel, deadline),
+    valid.timeout,
+    valid.signal,
+    () => kernelTimedOut(kernel, valid.timeout),
+  );
+  return held(kernel, valid, fd);
 }
 
 /**
@@ -112,8 +171,23 @@ export async function acquire(path: string | URL, options?: LockOptions): Promis
  * ```
  */
 export function acquireSync(path: string | URL, options?: LockOptions): Lock {
-  const { request, valid } = prepare(path, options);
-  return held(request, valid, waitSync(request, valid.timeout, valid.signal));
+  const { kernel, pidfile, valid } = prepare(path, options);
+  if (pidfile !== undefined) {
+    const created = waitSync(
+      () => attemptPidfile(pidfile),
+      valid.timeout,
+      valid.signal,
+      () => pidfileTimedOut(pidfile, valid.timeout),
+    );
+    return new PidfileLock(pidfile, created);
+  }
+  const fd = waitSync(
+    (deadline) => kernelAttempt(kernel, deadline),
+    valid.timeout,
+    valid.signal,
+    () => kernelTimedOut(kernel, valid.timeout),
+  );
+  return held(kernel, valid, fd);
 }
 
 /**
@@ -133,9 +207,13 @@ export function acquireSync(path: string | URL, options?: LockOptions): Lock {
  * ```
  */
 export function tryAcquire(path: string | URL, options?: LockOptions): Lock | null {
-  const { request, valid } = prepare(path, options);
-  const fd = attemptNow(request);
-  return fd >= 0 ? held(request, valid, fd) : null;
+  const { kernel, pidfile, valid } = prepare(path, options);
+  if (pidfile !== undefined) {
+    const created = attemptPidfile(pidfile);
+    return created === undefined ? null : new PidfileLock(pidfile, created);
+  }
+  const fd = attemptNow(kernel);
+  return fd >= 0 ? held(kernel, valid, fd) : null;
 }
 
 /**
@@ -184,4 +262,29 @@ export function probe(options?: { backend?: BackendRequest }): ProbeResult {
     );
   }
   return { ...resolveBackend(backend).result };
+}
+
+/**
+ * Who holds the lock on `path`, found without taking it: a pidfile record is
+ * read and judged (running, or stale); a kernel lock is looked up in Linux's
+ * `/proc/locks` (elsewhere its state is `"unknown"`). `backend` says which
+ * kind of lock the path is used with (default as `acquire` would choose);
+ * `staleMs` judges records from other hosts as `acquire` would.
+ *
+ * @example
+ * ```ts
+ * import { inspect } from "@lockkit/filelock";
+ *
+ * const status = inspect("./cron.lock");
+ * if (status.state === "held") console.log(status.detail);
+ * ```
+ */
+export function inspect(
+  path: string | URL,
+  options?: { backend?: BackendRequest; staleMs?: number },
+): LockStatus {
+  const absolute = lockPath(path);
+  const valid = lockOptions(options);
+  const pidfile = resolveBackend(valid.backend).binding === undefined;
+  return inspectPath(absolute, pidfile, valid.staleMs);
 }

@@ -1,7 +1,7 @@
 /**
  * The state machine, written once for every kernel backend: one attempt
  * (open a fresh descriptor, flock non-blocking, verify identity), and the
- * waiting loops around it. It calls only the `Binding` interface.
+ * waiting loops that every backend (the pidfile one too) runs its attempts in. It calls only the `Binding` interface.
  *
  * @module
  */
@@ -10,6 +10,8 @@ import type { Binding, EncodedPath } from "../ffi/types.ts";
 import { KIND_DIRECTORY, KIND_FILE, KIND_SYMLINK, newIdentity } from "../ffi/types.ts";
 import { LockError, LockTimeoutError } from "./errors.ts";
 import { Backoff, sleep, sleepSync } from "./backoff.ts";
+import { describeHolders } from "./holder.ts";
+import { kernelHolders } from "./inspect.ts";
 
 /** Everything one acquire needs, resolved once before the first attempt. */
 export interface LockRequest {
@@ -157,52 +159,69 @@ export function attemptNow(request: LockRequest): number {
   return attemptUntilSettled(request, performance.now());
 }
 
-function deadlineOf(timeout: number): number {
-  return timeout === Infinity ? Infinity : performance.now() + timeout;
+/** One settled kernel attempt within `deadline`: the descriptor, or `undefined` while busy. */
+export function kernelAttempt(request: LockRequest, deadline: number): number | undefined {
+  const fd = attemptUntilSettled(request, deadline);
+  return fd >= 0 ? fd : undefined;
 }
 
-function timedOut(request: LockRequest, timeout: number): LockTimeoutError {
+/** The timeout error of a kernel wait, naming the holders where /proc/locks shows them. */
+export function kernelTimedOut(request: LockRequest, timeout: number): LockTimeoutError {
+  const holders = kernelHolders(request.path) ?? [];
   return new LockTimeoutError(
     request.path,
     `timed out after ${timeout} ms waiting for the ${
       request.shared ? "shared" : "exclusive"
-    } lock, held by another descriptor`,
+    } lock, ${describeHolders(holders, "held by another descriptor")}`,
+    holders,
   );
 }
 
-/** Waits for the lock, blocking the thread between polls. Returns the descriptor. */
-export function waitSync(
-  request: LockRequest,
+/**
+ * One settled attempt of any backend: what holds the lock, or `undefined`
+ * while someone else does. `deadline` is on the `performance.now()` clock.
+ */
+export type SettledAttempt<T> = (deadline: number) => T | undefined;
+
+function deadlineOf(timeout: number): number {
+  return timeout === Infinity ? Infinity : performance.now() + timeout;
+}
+
+/** Waits for the lock, blocking the thread between polls. */
+export function waitSync<T>(
+  attemptOnce: SettledAttempt<T>,
   timeout: number,
   signal: AbortSignal | undefined,
-): number {
+  timedOut: () => Error,
+): T {
   if (signal?.aborted) throw signal.reason;
   const deadline = deadlineOf(timeout);
   const backoff = new Backoff();
   for (;;) {
-    const result = attemptUntilSettled(request, deadline);
-    if (result >= 0) return result;
+    const result = attemptOnce(deadline);
+    if (result !== undefined) return result;
     const left = deadline - performance.now();
-    if (left <= 0) throw timedOut(request, timeout);
+    if (left <= 0) throw timedOut();
     sleepSync(Math.min(backoff.next(), left));
     if (signal?.aborted) throw signal.reason;
   }
 }
 
 /** Waits for the lock, yielding to the event loop between polls. */
-export async function wait(
-  request: LockRequest,
+export async function wait<T>(
+  attemptOnce: SettledAttempt<T>,
   timeout: number,
   signal: AbortSignal | undefined,
-): Promise<number> {
+  timedOut: () => Error,
+): Promise<T> {
   if (signal?.aborted) throw signal.reason;
   const deadline = deadlineOf(timeout);
   const backoff = new Backoff();
   for (;;) {
-    const result = attemptUntilSettled(request, deadline);
-    if (result >= 0) return result;
+    const result = attemptOnce(deadline);
+    if (result !== undefined) return result;
     const left = deadline - performance.now();
-    if (left <= 0) throw timedOut(request, timeout);
+    if (left <= 0) throw timedOut();
     await sleep(Math.min(backoff.next(), left), signal);
   }
 }

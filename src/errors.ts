@@ -4,6 +4,8 @@
  * @module
  */
 
+import type { LockHolder } from "./types.ts";
+
 /** What a `LockError` code means, in words a user can act on. */
 const DESCRIPTIONS: Readonly<Record<string, string>> = {
   EINVAL: "invalid lock path",
@@ -26,6 +28,7 @@ const DESCRIPTIONS: Readonly<Record<string, string>> = {
   ENOSPC: "no space left to create the lock file",
   EUNSUPPORTED: "the requested backend is not available",
   ETIMEDOUT: "timed out waiting for the lock",
+  ECOMPROMISED: "the lock was taken from us while we held it",
 };
 
 /** Options of the {@linkcode LockError} constructor. */
@@ -38,11 +41,15 @@ export interface LockErrorOptions {
   cause?: unknown;
   /** Replaces the standard description of the code. */
   detail?: string;
+  /** Who holds the lock, where known (timeouts, compromised locks). */
+  holders?: readonly LockHolder[];
 }
 
 /**
  * Any failure to take or release a lock. `code` is an errno name (`ENOENT`,
- * `EACCES`, `EISDIR`, `ELOOP`, `EINVAL`, `ENOLCK`, ...) or `EUNSUPPORTED`.
+ * `EACCES`, `EISDIR`, `ELOOP`, `EINVAL`, `ENOLCK`, ...) or `EUNSUPPORTED`; `ECOMPROMISED` reports a pidfile lock taken from
+ * its holder, `ETIMEDOUT` a timeout. `holders` names who holds the lock where
+ * that is known.
  *
  * @example
  * ```ts
@@ -59,6 +66,8 @@ export class LockError extends Error {
   readonly code: string;
   /** The lock file the error is about. */
   readonly path: string;
+  /** Who holds the lock, where known; empty otherwise. */
+  readonly holders: readonly LockHolder[];
 
   /** Creates a lock error; the message is built from the code and path. */
   constructor(options: LockErrorOptions) {
@@ -68,6 +77,7 @@ export class LockError extends Error {
     this.name = "LockError";
     this.code = options.code;
     this.path = options.path;
+    this.holders = options.holders ?? [];
   }
 }
 
@@ -87,8 +97,8 @@ export class LockError extends Error {
  */
 export class LockTimeoutError extends LockError {
   /** Creates a timeout error for `path`; `detail` replaces the standard description. */
-  constructor(path: string, detail?: string) {
-    super({ code: "ETIMEDOUT", path, detail });
+  constructor(path: string, detail?: string, holders?: readonly LockHolder[]) {
+    super({ code: "ETIMEDOUT", path, detail, holders });
     this.name = "LockTimeoutError";
   }
 }

@@ -19,6 +19,8 @@ export interface ValidOptions {
   backend: BackendRequest | undefined;
   removeOnRelease: boolean;
   mode: number;
+  staleMs: number;
+  onCompromised: ((error: LockError) => void) | undefined;
 }
 
 const BACKEND_REQUESTS: readonly string[] = ["auto", "ffi", "native", "pidfile"];
@@ -91,6 +93,14 @@ export function lockOptions(options: unknown): ValidOptions {
   if (!Number.isInteger(mode) || mode < 0 || mode > 0o7777) {
     throw new RangeError(`options.mode must be an integer in 0..0o7777, got ${mode}`);
   }
+  const staleMs = o.staleMs ?? Infinity;
+  if (typeof staleMs !== "number") throw new TypeError("options.staleMs must be a number");
+  if (Number.isNaN(staleMs) || staleMs <= 0) {
+    throw new RangeError(`options.staleMs must be > 0 or Infinity, got ${staleMs}`);
+  }
+  if (o.onCompromised !== undefined && typeof o.onCompromised !== "function") {
+    throw new TypeError("options.onCompromised must be a function");
+  }
   return {
     shared: o.shared ?? false,
     timeout,
@@ -98,5 +108,7 @@ export function lockOptions(options: unknown): ValidOptions {
     backend: o.backend,
     removeOnRelease: o.removeOnRelease ?? false,
     mode,
+    staleMs,
+    onCompromised: o.onCompromised,
   };
 }

@@ -22,8 +22,8 @@ const FFI_BACKEND: Record<typeof runtime, BackendName> = {
   node: "node-koffi",
 };
 
-const PIDFILE_PENDING =
-  "the pidfile backend (degraded mode) is not implemented yet; no kernel lock can be taken";
+const PIDFILE_LIMITS =
+  "a lock file that names its holder, reclaimed when the holder is gone; it excludes only other pidfile users, not flock(2) users";
 
 function unsupported(detail: string): LockError {
   return new LockError({ code: "EUNSUPPORTED", path: "", detail });
@@ -79,7 +79,7 @@ function resolveUncached(request: BackendRequest): ResolvedBackend {
     return resolved("deno-native", `requested native: ${native.reason}.`, native.binding);
   }
   if (request === "pidfile") {
-    return resolved("pidfile", `requested pidfile: ${PIDFILE_PENDING}.`, undefined);
+    return resolved("pidfile", `requested pidfile: ${PIDFILE_LIMITS}.`, undefined);
   }
   if (ffi.binding !== undefined) {
     return resolved(
@@ -98,7 +98,7 @@ function resolveUncached(request: BackendRequest): ResolvedBackend {
   }
   return resolved(
     "pidfile",
-    `${ffi.reason}, and no other kernel lock exists in ${runtime}: falling back to pidfile; ${PIDFILE_PENDING}.`,
+    `${ffi.reason}, and no other kernel lock exists in ${runtime}: falling back to pidfile, ${PIDFILE_LIMITS}.`,
     undefined,
   );
 }
@@ -119,11 +119,4 @@ export function resolveBackend(request: BackendRequest | undefined): ResolvedBac
     cache.set(effective, found);
   }
   return found;
-}
-
-/** The binding for a request, or `EUNSUPPORTED` while pidfile is not implemented. */
-export function kernelBinding(request: BackendRequest | undefined): Binding {
-  const { binding, result } = resolveBackend(request);
-  if (binding === undefined) throw unsupported(result.reason);
-  return binding;
 }

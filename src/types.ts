@@ -5,6 +5,7 @@
  */
 
 import type { BackendName } from "../ffi/types.ts";
+import type { LockError } from "./errors.ts";
 
 export type { BackendName };
 
@@ -25,6 +26,18 @@ export interface LockOptions {
   removeOnRelease?: boolean;
   /** Permission bits of a newly created lock file; default `0o644` (umask applies). */
   mode?: number;
+  /**
+   * pidfile backend only: a record written on another host is stale once its
+   * heartbeat (the file's mtime, refreshed by the holder) is older than this
+   * many ms. Default `Infinity`: another host's lock is never reclaimed.
+   */
+  staleMs?: number;
+  /**
+   * pidfile backend only: called when the lock turns out to have been taken
+   * from us (found on a heartbeat or at release), with a `LockError` of code
+   * `ECOMPROMISED` naming the new holder. Default: a warning on the console.
+   */
+  onCompromised?: (error: LockError) => void;
 }
 
 /** A held lock. Release it with `release`, `releaseSync`, `using` or `await using`. */
@@ -55,4 +68,42 @@ export interface ProbeResult {
   degraded: boolean;
   /** Why this backend, in one sentence a user can act on. */
   reason: string;
+}
+
+/** Who holds a lock, as far as can be known without taking it. */
+export interface LockHolder {
+  /** `"pidfile"`: read from the lock file's record; `"flock"`: a kernel lock (Linux `/proc/locks`). */
+  readonly backend: "pidfile" | "flock";
+  /** The holder's process id (for `flock`, the process that took the lock). */
+  readonly pid: number;
+  /** The holder's host name, where known. */
+  readonly hostname?: string;
+  /** When the lock was taken (ISO 8601), where known. */
+  readonly since?: string;
+  /** Whether the holder holds it shared. */
+  readonly shared: boolean;
+  /** pidfile records: the holder's runtime. */
+  readonly runtime?: string;
+  /**
+   * pidfile records: `true` when the holder is running, `false` when the record
+   * is stale (the next acquire reclaims it), absent when it cannot be told
+   * from here (another host).
+   */
+  readonly alive?: boolean;
+}
+
+/** What `inspect()` reports about a lock file. */
+export interface LockStatus {
+  /** Absolute path of the lock file. */
+  readonly path: string;
+  /**
+   * `"free"`: nobody holds it. `"held"`: someone does (see `holders`).
+   * `"stale"`: a pidfile record whose holder is gone; the next acquire
+   * reclaims it. `"unknown"`: cannot be told without taking the lock.
+   */
+  readonly state: "free" | "held" | "stale" | "unknown";
+  /** The holders, where known. */
+  readonly holders: readonly LockHolder[];
+  /** One sentence that says the same for a person. */
+  readonly detail: string;
 }

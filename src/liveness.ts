@@ -1,0 +1,94 @@
+/**
+ * Whether the process a pidfile record names is still the process that wrote
+ * it: signal 0 (or /proc) says whether the PID is in use, and the start token
+ * says whether it is still the same process (PIDs are reused).
+ *
+ * @module
+ */
+
+import { os } from "../ffi/runtime.ts";
+import { processId, readSystemText, signalZero } from "../ffi/system.ts";
+
+/** What this process can learn about another one. */
+export interface ProcessState {
+  /** `true` alive, `false` dead, `undefined` unknowable here. */
+  readonly alive: boolean | undefined;
+  /** The process's start token, when readable. */
+  readonly startToken: string | undefined;
+  /** Why, in a few words. */
+  readonly reason: string;
+}
+
+let bootId: string | undefined | null = null;
+
+function readBootId(): string | undefined {
+  if (bootId === null) {
+    bootId = readSystemText("/proc/sys/kernel/random/boot_id")?.trim() || undefined;
+  }
+  return bootId;
+}
+
+/** Fields of `/proc/<pid>/stat` after the command name, which may hold spaces and parens. */
+function statFields(pid: number): string[] | undefined {
+  const text = readSystemText(`/proc/${pid}/stat`, 4096);
+  if (text === undefined) return undefined;
+  const end = text.lastIndexOf(")");
+  if (end < 0) return undefined;
+  // Field 3 (state) is the first after the name; field 22 (starttime) is the 20th.
+  return text.slice(end + 2).split(" ");
+}
+
+let procfs: boolean | undefined;
+
+/** Whether /proc describes processes here (Linux, with read access in Deno). */
+function hasProcfs(): boolean {
+  return procfs ??= os === "linux" && statFields(processId) !== undefined;
+}
+
+function tokenFrom(fields: string[]): string | undefined {
+  const boot = readBootId();
+  const start = fields[19];
+  return boot === undefined || start === undefined ? undefined : `${start}@${boot}`;
+}
+
+/** The state of process `pid`, read from /proc where possible, else by signal 0. */
+export function processState(pid: number): ProcessState {
+  if (hasProcfs()) {
+    const fields = statFields(pid);
+    if (fields === undefined) {
+      return { alive: false, startToken: undefined, reason: "no such process" };
+    }
+    // A zombie has closed its files and will never release anything.
+    if (fields[0] === "Z" || fields[0] === "X") {
+      return { alive: false, startToken: undefined, reason: "the process has exited" };
+    }
+    return { alive: true, startToken: tokenFrom(fields), reason: "running" };
+  }
+  const signal = signalZero(pid);
+  if (signal === "dead") return { alive: false, startToken: undefined, reason: "no such process" };
+  if (signal === "alive") return { alive: true, startToken: undefined, reason: "running" };
+  return {
+    alive: undefined,
+    startToken: undefined,
+    reason: "this process may not signal others (Deno needs --allow-run, or read access to /proc)",
+  };
+}
+
+let ownToken: { token: string | undefined; note: string | undefined } | undefined;
+
+/**
+ * This process's start token, or why there is none (said in the record, so
+ * that a reader knows a reused PID cannot be told apart).
+ */
+export function ownStartToken(): { token: string | undefined; note: string | undefined } {
+  if (ownToken === undefined) {
+    const token = hasProcfs() ? processState(processId).startToken : undefined;
+    ownToken = token !== undefined ? { token, note: undefined } : {
+      token: undefined,
+      note: os === "linux"
+        ? "no start token: /proc is not readable here"
+        : `no start token: reading a process start time on ${os} needs /proc, which ${os} lacks`,
+    };
+  }
+  return ownToken;
+}
