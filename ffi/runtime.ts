@@ -17,7 +17,9 @@ export type RuntimeName = "deno" | "bun" | "node";
 interface DenoLike {
   build: { os: string; arch: string };
   permissions: {
-    querySync(descriptor: { name: string; path?: string; variable?: string }): { state: string };
+    querySync(
+      descriptor: { name: string; path?: string; variable?: string; kind?: string },
+    ): { state: string };
   };
   env: { get(name: string): string | undefined };
 }
@@ -167,4 +169,27 @@ export function ffiBinding(): BindingResult {
 /** The `deno-native` binding, or why there is none. */
 export function nativeBinding(): BindingResult {
   return nativeResult ??= loadNative();
+}
+
+/**
+ * What keeps the pidfile backend from judging holders in this process, in
+ * words a user can act on; empty when nothing does. Only Deno's permissions
+ * can get in the way (/proc opens only under --allow-all there).
+ */
+export function pidfileLimits(): string[] {
+  if (scope.Deno === undefined) return [];
+  const limits: string[] = [];
+  const granted = (descriptor: { name: string; kind?: string }) =>
+    scope.Deno!.permissions.querySync(descriptor).state === "granted";
+  if (!granted({ name: "sys", kind: "hostname" })) {
+    limits.push(
+      "without --allow-sys=hostname Deno's records name no host, so no process can reclaim them after a crash",
+    );
+  }
+  if (!granted({ name: "run" })) {
+    limits.push(
+      "without --allow-run (or --allow-all for /proc) Deno cannot tell whether another holder is alive, so it never reclaims a stale lock",
+    );
+  }
+  return limits;
 }

@@ -262,7 +262,7 @@ function removeIfOurs(path: string, created: Created): boolean {
 }
 
 /** The guard that serialises the reclaim of the holding `key` at `path`. */
-function guardPath(path: string, key: string): string {
+export function guardPath(path: string, key: string): string {
   return `${path}.${shortHash(key)}.reclaim`;
 }
 

@@ -5,7 +5,14 @@
  */
 
 import type { BackendName, Binding } from "../ffi/types.ts";
-import { ffiBinding, nativeBinding, os, readEnvironment, runtime } from "../ffi/runtime.ts";
+import {
+  ffiBinding,
+  nativeBinding,
+  os,
+  pidfileLimits,
+  readEnvironment,
+  runtime,
+} from "../ffi/runtime.ts";
 import { LockError } from "./errors.ts";
 import { isBackendRequest } from "./options.ts";
 import type { BackendRequest, ProbeResult } from "./types.ts";
@@ -24,6 +31,10 @@ const FFI_BACKEND: Record<typeof runtime, BackendName> = {
 
 const PIDFILE_LIMITS =
   "a lock file that names its holder, reclaimed when the holder is gone; it excludes only other pidfile users, not flock(2) users";
+
+function limits(): string {
+  return pidfileLimits().map((limit) => `; ${limit}`).join("");
+}
 
 function unsupported(detail: string): LockError {
   return new LockError({ code: "EUNSUPPORTED", path: "", detail });
@@ -79,7 +90,7 @@ function resolveUncached(request: BackendRequest): ResolvedBackend {
     return resolved("deno-native", `requested native: ${native.reason}.`, native.binding);
   }
   if (request === "pidfile") {
-    return resolved("pidfile", `requested pidfile: ${PIDFILE_LIMITS}.`, undefined);
+    return resolved("pidfile", `requested pidfile: ${PIDFILE_LIMITS}${limits()}.`, undefined);
   }
   if (ffi.binding !== undefined) {
     return resolved(
@@ -98,7 +109,7 @@ function resolveUncached(request: BackendRequest): ResolvedBackend {
   }
   return resolved(
     "pidfile",
-    `${ffi.reason}, and no other kernel lock exists in ${runtime}: falling back to pidfile, ${PIDFILE_LIMITS}.`,
+    `${ffi.reason}, and no other kernel lock exists in ${runtime}: falling back to pidfile, ${PIDFILE_LIMITS}${limits()}.`,
     undefined,
   );
 }

@@ -42,8 +42,9 @@ test(`${runtimeName}: probe picks the FFI backend and says why`, () => {
 
 test(`${runtimeName}: unmet explicit backend requests throw EUNSUPPORTED`, () => {
   assert.throws(
-    () => tryAcquire("/tmp/never-created.lock", { backend: "pidfile" }),
-    (e: unknown) => e instanceof LockError && e.code === "EUNSUPPORTED",
+    () => tryAcquire("/tmp/never-created.lock", { backend: "pidfile", shared: true }),
+    (e: unknown) =>
+      e instanceof LockError && e.code === "EUNSUPPORTED" && /exclusive locks only/.test(e.message),
   );
   if (runtimeName !== "deno") {
     assert.throws(

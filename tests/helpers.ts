@@ -19,8 +19,15 @@ export function tempDir(t: { after?: (fn: () => void) => void } | undefined = un
 }
 
 /** Child process flavours: each runs a TypeScript worker script. */
-export type Flavour = "deno-ffi" | "deno-native" | "bun" | "node";
+export type Flavour = "deno-ffi" | "deno-native" | "deno-plain" | "bun" | "node";
+/** One of each kernel backend. */
 export const FLAVOURS: Flavour[] = ["deno-ffi", "deno-native", "bun", "node"];
+/**
+ * The pidfile tests' processes. Deno runs without FFI (and without /proc, which
+ * Deno opens only under --allow-all): the host name and signal 0 are what it
+ * needs to write records others can judge and to judge theirs.
+ */
+export const PIDFILE_FLAVOURS: Flavour[] = ["deno-plain", "bun", "node"];
 
 export function command(flavour: Flavour, script: string, args: string[]): string[] {
   const path = join(workers, script);
@@ -29,6 +36,17 @@ export function command(flavour: Flavour, script: string, args: string[]): strin
       return [bin("deno"), "run", "-A", path, ...args];
     case "deno-native":
       return [bin("deno"), "run", "--allow-read", "--allow-write", "--allow-env", path, ...args];
+    case "deno-plain":
+      return [
+        bin("deno"),
+        "run",
+        "--allow-read",
+        "--allow-write",
+        "--allow-sys=hostname",
+        "--allow-run",
+        path,
+        ...args,
+      ];
     case "bun":
       return [bin("bun"), path, ...args];
     case "node":

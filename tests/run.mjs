@@ -22,7 +22,7 @@ const runtimes = [
   },
   {
     name: "bun",
-    argv: [bin("bun"), "test", ...files.map((f) => `./${f}`)],
+    argv: [bin("bun"), "test", "--timeout", "120000", ...files.map((f) => `./${f}`)],
     counts: (out) => {
       const pass = /^\s*(\d+) pass$/m.exec(out);
       const fail = /^\s*(\d+) fail$/m.exec(out);

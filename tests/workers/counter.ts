@@ -1,5 +1,5 @@
 // Increments a counter file N times, under the lock unless told not to.
-// argv: lockPath counterPath iterations lock|nolock [remove] [noidentity]
+// argv: lockPath counterPath iterations lock|nolock [remove] [noidentity] [slowopen] [pidfile]
 import { readFileSync, writeFileSync } from "node:fs";
 import { acquire, acquireSync } from "../../mod.ts";
 import { testHooks } from "../../src/engine.ts";
@@ -8,6 +8,7 @@ const argv = (globalThis as { Deno?: { args: string[] } }).Deno?.args ?? process
 const [lockPath, counterPath, iterationsText, mode, ...flags] = argv;
 const iterations = Number(iterationsText);
 const removeOnRelease = flags.includes("remove");
+const backend = flags.includes("pidfile") ? "pidfile" as const : undefined;
 const pause = new Int32Array(new SharedArrayBuffer(4));
 if (flags.includes("noidentity")) testHooks.verifyIdentity = false;
 if (flags.includes("slowopen")) testHooks.afterOpen = () => Atomics.wait(pause, 0, 0, 1);
@@ -22,11 +23,11 @@ for (let i = 0; i < iterations; i++) {
   if (mode === "nolock") {
     increment();
   } else if (i % 2 === 0) {
-    const lock = await acquire(lockPath, { removeOnRelease });
+    const lock = await acquire(lockPath, { removeOnRelease, backend });
     increment();
     await lock.release();
   } else {
-    using _lock = acquireSync(lockPath, { removeOnRelease });
+    using _lock = acquireSync(lockPath, { removeOnRelease, backend });
     increment();
   }
 }
