@@ -4,7 +4,9 @@
  * koffi), so two processes never both hold it, whichever runtime they run in,
  * and it interoperates with `flock(1)`, Python's `fcntl.flock` and every other
  * `flock(2)` user on the same file. A lock dies with its process: no stale
- * lock files.
+ * lock files. Where no kernel lock exists (or when asked for), the `pidfile`
+ * backend takes over: a lock file naming its holder, reclaimed safely once
+ * the holder is gone; `probe()` says which backend is used and why.
  *
  * `path` names the lock file itself; it is created if missing and kept on
  * release unless `removeOnRelease` is set.
