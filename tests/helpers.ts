@@ -1,6 +1,6 @@
 // Shared helpers of the test suite: temp dirs, the runtime binaries, child processes.
 import { type ChildProcess, spawn } from "node:child_process";
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -170,4 +170,46 @@ function threads(pid: number): number {
   } catch {
     return 0;
   }
+}
+
+/**
+ * Sends `signal` to the child with `process.kill`: Deno's `child.kill` makes
+ * the child's exit report that signal (and fire early) even when the child
+ * caught it and exited on its own.
+ */
+export function signal(child: ChildProcess, name: NodeJS.Signals): void {
+  process.kill(child.pid!, name);
+}
+
+/**
+ * Runs workers that wait for a start signal (a `go=<file>` argument; they
+ * print "ready" first), so that they really overlap however long each runtime takes to
+ * start; throws if any fails.
+ */
+export async function runTogether(
+  argvs: string[][],
+  dir: string,
+  others: string[][] = [],
+): Promise<void> {
+  const go = join(dir, "go");
+  const children = argvs.map((argv) => start([...argv, `go=${go}`]));
+  const results = children.map((child) => finish(child));
+  try {
+    await Promise.all(children.map((child) => waitFor(child, "ready", 60_000)));
+  } catch (error) {
+    for (const child of children) child.kill("SIGKILL");
+    await Promise.all(results);
+    throw error;
+  }
+  writeFileSync(go, "");
+  // Programs without the start signal (flock(1), python) start now.
+  const all = [...argvs, ...others];
+  const finished = await Promise.all([...results, ...others.map((argv) => finish(start(argv)))]);
+  finished.forEach((result, i) => {
+    if (result.code !== 0) {
+      throw new Error(
+        `${all[i].join(" ")} exited ${result.code ?? result.signal}: ${result.stderr}`,
+      );
+    }
+  });
 }

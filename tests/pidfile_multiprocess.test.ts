@@ -14,8 +14,9 @@ import {
   finish,
   type Flavour,
   PIDFILE_FLAVOURS,
-  run,
   runtimeName,
+  runTogether,
+  signal as sendSignal,
   start,
   tempDir,
   waitFor,
@@ -40,10 +41,11 @@ async function counter(dir: string, mode: "lock" | "nolock"): Promise<number> {
   const lock = join(dir, "c.lock");
   const count = join(dir, "counter");
   writeFileSync(count, "0");
-  await Promise.all(
+  await runTogether(
     PIDFILE_FLAVOURS.map((f) =>
-      run(command(f, "counter.ts", [lock, count, String(N), mode, "pidfile"]))
+      command(f, "counter.ts", [lock, count, String(N), mode, "pidfile"])
     ),
+    dir,
   );
   assert.ok(!existsSync(lock), "the last holder removed the lock file");
   return Number(readFileSync(count, "utf8"));
@@ -220,7 +222,7 @@ for (const flavour of PIDFILE_FLAVOURS) {
         const holder = start(command(flavour, "pidfile_holder.ts", [lock, "wait"]));
         const result = finish(holder);
         await waitFor(holder, "held");
-        holder.kill(signal);
+        sendSignal(holder, signal);
         const { code, signal: by } = await result;
         // The signal's default action still happens: death by that signal.
         assert.ok(by === signal || code === 128 + (signal === "SIGINT" ? 2 : 15), `${code} ${by}`);
@@ -233,7 +235,7 @@ for (const flavour of PIDFILE_FLAVOURS) {
       try {
         await waitFor(holder, "held");
         const handled = waitFor(holder, "handled");
-        holder.kill("SIGTERM");
+        sendSignal(holder, "SIGTERM");
         await handled;
         assert.ok(existsSync(lock), "still held by the running process");
         assert.equal(holder.exitCode, null);

@@ -1,6 +1,6 @@
 // Increments a counter file N times, under the lock unless told not to.
-// argv: lockPath counterPath iterations lock|nolock [remove] [noidentity] [slowopen] [pidfile]
-import { readFileSync, writeFileSync } from "node:fs";
+// argv: lockPath counterPath iterations lock|nolock [remove] [noidentity] [slowopen] [pidfile] [go=<file>]
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { acquire, acquireSync } from "../../mod.ts";
 import { testHooks } from "../../src/engine.ts";
 
@@ -12,6 +12,14 @@ const backend = flags.includes("pidfile") ? "pidfile" as const : undefined;
 const pause = new Int32Array(new SharedArrayBuffer(4));
 if (flags.includes("noidentity")) testHooks.verifyIdentity = false;
 if (flags.includes("slowopen")) testHooks.afterOpen = () => Atomics.wait(pause, 0, 0, 1);
+
+// Start together with the other workers (tests/helpers.ts runTogether); an
+// argument, not the environment, which Deno may not read.
+const go = flags.find((flag) => flag.startsWith("go="))?.slice(3);
+if (go !== undefined) {
+  console.log("ready");
+  while (!existsSync(go)) Atomics.wait(pause, 0, 0, 1);
+}
 
 function increment(): void {
   const value = Number(readFileSync(counterPath, "utf8") || "0");
