@@ -8,6 +8,7 @@
 import type { Binding } from "./types.ts";
 import type { PosixTable } from "./tables.ts";
 import { loadFirst, openPadding, posixBinding, type RawLibc } from "./posix_common.ts";
+import { type RawKernel32, windowsBinding } from "./windows.ts";
 
 /** The part of `bun:ffi` used here, typed locally so other runtimes never need Bun's types. */
 export interface BunFfi {
@@ -65,4 +66,33 @@ export function createBunBinding(ffi: BunFfi, table: PosixTable): Binding {
   // errno has a fixed address per thread: map it once, read it by index.
   const errno = new Int32Array(ffi.toArrayBuffer(symbols.errnoLocation(), 0, 4));
   return posixBinding("bun-ffi", table, symbols.raw, statVersion, () => errno[0]);
+}
+
+/**
+ * Opens kernel32 with `bun:ffi` and returns the Windows binding. Handles
+ * travel as `i64` (returned as number or bigint by `i64_fast`) and are kept
+ * as numbers.
+ *
+ * @example
+ * ```ts ignore
+ * import { createBunWindowsBinding, loadBunFfi } from "./bun.ts";
+ * const binding = createBunWindowsBinding(await loadBunFfi());
+ * ```
+ */
+export function createBunWindowsBinding(ffi: BunFfi): Binding {
+  const s = ffi.dlopen("kernel32.dll", {
+    CreateFileW: { args: ["ptr", "u32", "u32", "ptr", "u32", "u32", "ptr"], returns: "i64_fast" },
+    LockFileEx: { args: ["i64", "u32", "u32", "u32", "u32", "ptr"], returns: "i32" },
+    UnlockFileEx: { args: ["i64", "u32", "u32", "u32", "ptr"], returns: "i32" },
+    GetFileInformationByHandle: { args: ["i64", "ptr"], returns: "i32" },
+    GetFileAttributesW: { args: ["ptr"], returns: "u32" },
+    DeleteFileW: { args: ["ptr"], returns: "i32" },
+    CloseHandle: { args: ["i64"], returns: "i32" },
+    GetLastError: { args: [], returns: "u32" },
+  }).symbols;
+  const raw = {
+    ...s,
+    CreateFileW: (...args: unknown[]) => Number(s.CreateFileW(...args)),
+  } as unknown as RawKernel32;
+  return windowsBinding("bun-ffi", raw);
 }

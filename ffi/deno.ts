@@ -8,6 +8,7 @@
 import type { Binding } from "./types.ts";
 import type { PosixTable } from "./tables.ts";
 import { loadFirst, openPadding, posixBinding, type RawLibc } from "./posix_common.ts";
+import { type RawKernel32, windowsBinding } from "./windows.ts";
 
 /**
  * Opens libc with `Deno.dlopen` and returns the binding. Throws when the
@@ -45,4 +46,47 @@ export function createDenoBinding(table: PosixTable): Binding {
     statVersion,
     () => errnoView.getInt32(0),
   );
+}
+
+/**
+ * Opens kernel32 with `Deno.dlopen` and returns the Windows binding. Handles
+ * come back as `isize` (number or bigint) and are kept as numbers.
+ *
+ * @example
+ * ```ts ignore
+ * import { createDenoWindowsBinding } from "./deno.ts";
+ * const binding = createDenoWindowsBinding();
+ * ```
+ */
+export function createDenoWindowsBinding(): Binding {
+  const s = Deno.dlopen("kernel32.dll", {
+    CreateFileW: {
+      parameters: ["buffer", "u32", "u32", "pointer", "u32", "u32", "pointer"],
+      result: "isize",
+    },
+    LockFileEx: { parameters: ["isize", "u32", "u32", "u32", "u32", "buffer"], result: "i32" },
+    UnlockFileEx: { parameters: ["isize", "u32", "u32", "u32", "buffer"], result: "i32" },
+    GetFileInformationByHandle: { parameters: ["isize", "buffer"], result: "i32" },
+    GetFileAttributesW: { parameters: ["buffer"], result: "u32" },
+    DeleteFileW: { parameters: ["buffer"], result: "i32" },
+    CloseHandle: { parameters: ["isize"], result: "i32" },
+    GetLastError: { parameters: [], result: "u32" },
+  }).symbols;
+  const raw: RawKernel32 = {
+    CreateFileW: (path, access, share, _security, disposition, flags, _template) =>
+      Number(
+        s.CreateFileW(path as Uint8Array, access, share, null, disposition, flags, null),
+      ),
+    LockFileEx: (handle, flags, reserved, low, high, overlapped) =>
+      s.LockFileEx(BigInt(handle), flags, reserved, low, high, overlapped),
+    UnlockFileEx: (handle, reserved, low, high, overlapped) =>
+      s.UnlockFileEx(BigInt(handle), reserved, low, high, overlapped),
+    GetFileInformationByHandle: (handle, info) =>
+      s.GetFileInformationByHandle(BigInt(handle), info),
+    GetFileAttributesW: (path) => s.GetFileAttributesW(path as Uint8Array),
+    DeleteFileW: (path) => s.DeleteFileW(path as Uint8Array),
+    CloseHandle: (handle) => s.CloseHandle(BigInt(handle)),
+    GetLastError: () => s.GetLastError(),
+  };
+  return windowsBinding("deno-ffi", raw);
 }

@@ -10,10 +10,9 @@
  * @module
  */
 
-import type { Binding, EncodedPath, FileIdentity } from "./types.ts";
+import type { Binding, EncodedPath, FileIdentity, OpenConstants } from "./types.ts";
 import { KIND_DIRECTORY, KIND_FILE, KIND_OTHER, KIND_SYMLINK } from "./types.ts";
-import type { PosixTable } from "./tables.ts";
-import { errnoLookup } from "./posix_common.ts";
+import type { ErrnoLookup } from "./posix_common.ts";
 
 const TWO_32 = 2 ** 32;
 
@@ -34,21 +33,23 @@ function writeIdentity(info: Deno.FileInfo, out: FileIdentity): void {
 }
 
 /**
- * Creates the `deno-native` binding. Descriptors it returns are its own
- * small integers naming open `Deno.FsFile`s.
+ * Creates the `deno-native` binding with the OS's error names and the flags
+ * the state machine passes. Descriptors it returns are its own small integers
+ * naming open `Deno.FsFile`s. On Windows `tryLockSync` is `LockFileEx` over
+ * the whole file, which overlaps (and so excludes) the FFI backends' byte.
  *
  * @example
  * ```ts ignore
  * import { createDenoNativeBinding } from "./deno_native.ts";
+ * import { errnoLookup } from "./posix_common.ts";
  * import { LINUX_X86_64 } from "./tables.ts";
- * const binding = createDenoNativeBinding(LINUX_X86_64);
+ * const binding = createDenoNativeBinding(errnoLookup(LINUX_X86_64), LINUX_X86_64.constants);
  * ```
  */
-export function createDenoNativeBinding(table: PosixTable): Binding {
-  const { errnoName, errnoNumber } = errnoLookup(table);
+export function createDenoNativeBinding(lookup: ErrnoLookup, c: OpenConstants): Binding {
+  const { errnoName, errnoNumber } = lookup;
   const files = new Map<number, Deno.FsFile>();
   let nextHandle = 1;
-  const c = table.constants;
 
   const failure = (error: unknown): number => {
     const code = (error as { code?: unknown }).code;

@@ -11,6 +11,7 @@ import koffi from "koffi";
 import type { Binding } from "./types.ts";
 import type { PosixTable } from "./tables.ts";
 import { loadFirst, openPadding, posixBinding, type RawLibc } from "./posix_common.ts";
+import { type RawKernel32, windowsBinding } from "./windows.ts";
 
 /**
  * Opens libc with koffi and returns the binding.
@@ -38,4 +39,37 @@ export function createNodeBinding(table: PosixTable): Binding {
     } as unknown as RawLibc;
   });
   return posixBinding("node-koffi", table, raw, statVersion, () => koffi.errno() as number);
+}
+
+/**
+ * Opens kernel32 with koffi and returns the Windows binding.
+ *
+ * @example
+ * ```ts ignore
+ * import { createNodeWindowsBinding } from "./node.ts";
+ * const binding = createNodeWindowsBinding();
+ * ```
+ */
+export function createNodeWindowsBinding(): Binding {
+  const kernel32 = koffi.load("kernel32.dll");
+  const fn = (prototype: string) => kernel32.func(prototype);
+  const raw = {
+    CreateFileW: fn(
+      "intptr_t __stdcall CreateFileW(const void *path, uint32_t access, uint32_t share, void *security, uint32_t disposition, uint32_t flags, void *template)",
+    ),
+    LockFileEx: fn(
+      "int __stdcall LockFileEx(intptr_t handle, uint32_t flags, uint32_t reserved, uint32_t lengthLow, uint32_t lengthHigh, void *overlapped)",
+    ),
+    UnlockFileEx: fn(
+      "int __stdcall UnlockFileEx(intptr_t handle, uint32_t reserved, uint32_t lengthLow, uint32_t lengthHigh, void *overlapped)",
+    ),
+    GetFileInformationByHandle: fn(
+      "int __stdcall GetFileInformationByHandle(intptr_t handle, void *info)",
+    ),
+    GetFileAttributesW: fn("uint32_t __stdcall GetFileAttributesW(const void *path)"),
+    DeleteFileW: fn("int __stdcall DeleteFileW(const void *path)"),
+    CloseHandle: fn("int __stdcall CloseHandle(intptr_t handle)"),
+    GetLastError: fn("uint32_t __stdcall GetLastError()"),
+  } as unknown as RawKernel32;
+  return windowsBinding("node-koffi", raw);
 }

@@ -9,6 +9,8 @@
 
 import type { Binding } from "./types.ts";
 import { type PosixTable, posixTable } from "./tables.ts";
+import { errnoLookup } from "./posix_common.ts";
+import { WINDOWS_CONSTANTS, windowsErrno } from "./windows.ts";
 import type { BunFfi } from "./bun.ts";
 
 /** The three runtimes. */
@@ -73,18 +75,20 @@ export type BindingResult = { binding: Binding; reason: string } | {
 };
 
 const table: PosixTable | undefined = posixTable(os, arch);
+/** Windows on x64 or arm64: kernel32 through the same runtimes' FFI. */
+const windows = os === "windows" && (arch === "x86_64" || arch === "aarch64");
+const supported = table !== undefined || windows;
 const noTable = `no kernel-lock binding exists yet for ${os} on ${arch}`;
 
 // Bun and Node load their FFI module asynchronously, once, when this module is
 // evaluated, so that probe() and acquireSync() can stay synchronous.
-const bunFfi: BunFfi | Error | undefined = runtime === "bun" && table !== undefined
+const bunFfi: BunFfi | Error | undefined = runtime === "bun" && supported
   ? await import("./bun.ts").then((m) => m.loadBunFfi()).catch((e: Error) => e)
   : undefined;
-const nodeModule: typeof import("./node.ts") | Error | undefined =
-  runtime === "node" && table !== undefined
-    ? await import("./node.ts").catch((e: Error) => e)
-    : undefined;
-const bunModule: typeof import("./bun.ts") | undefined = runtime === "bun" && table !== undefined
+const nodeModule: typeof import("./node.ts") | Error | undefined = runtime === "node" && supported
+  ? await import("./node.ts").catch((e: Error) => e)
+  : undefined;
+const bunModule: typeof import("./bun.ts") | undefined = runtime === "bun" && supported
   ? await import("./bun.ts")
   : undefined;
 const denoModule: typeof import("./deno.ts") | undefined = runtime === "deno"
@@ -98,25 +102,30 @@ function message(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
 
+/** The libraries FFI is asked for, and what the binding binds there. */
+const ffiTarget = windows
+  ? { libraries: ["kernel32.dll"], calls: "LockFileEx in kernel32" }
+  : { libraries: table?.libraries ?? [], calls: "flock(2) in libc" };
+
 function loadFfi(): BindingResult {
-  if (table === undefined) return { reason: noTable };
+  if (!supported) return { reason: noTable };
   if (runtime === "deno") {
     const deno = scope.Deno!;
-    const granted = table.libraries.find((library) =>
+    const granted = ffiTarget.libraries.find((library) =>
       deno.permissions.querySync({ name: "ffi", path: library }).state === "granted"
     );
     if (granted === undefined) {
-      return {
-        reason: `Deno has no FFI permission for ${table.libraries[0]}`,
-      };
+      return { reason: `Deno has no FFI permission for ${ffiTarget.libraries[0]}` };
     }
     try {
       return {
-        binding: denoModule!.createDenoBinding(table),
-        reason: `Deno.dlopen bound flock(2) in ${granted}`,
+        binding: windows
+          ? denoModule!.createDenoWindowsBinding()
+          : denoModule!.createDenoBinding(table!),
+        reason: `Deno.dlopen bound ${ffiTarget.calls}${windows ? "" : ` (${granted})`}`,
       };
     } catch (error) {
-      return { reason: `Deno.dlopen could not bind libc: ${message(error)}` };
+      return { reason: `Deno.dlopen could not bind ${ffiTarget.calls}: ${message(error)}` };
     }
   }
   if (runtime === "bun") {
@@ -125,11 +134,13 @@ function loadFfi(): BindingResult {
     }
     try {
       return {
-        binding: bunModule!.createBunBinding(bunFfi, table),
-        reason: "bun:ffi bound flock(2) in libc",
+        binding: windows
+          ? bunModule!.createBunWindowsBinding(bunFfi)
+          : bunModule!.createBunBinding(bunFfi, table!),
+        reason: `bun:ffi bound ${ffiTarget.calls}`,
       };
     } catch (error) {
-      return { reason: `bun:ffi could not bind libc: ${message(error)}` };
+      return { reason: `bun:ffi could not bind ${ffiTarget.calls}: ${message(error)}` };
     }
   }
   if (nodeModule instanceof Error || nodeModule === undefined) {
@@ -138,9 +149,14 @@ function loadFfi(): BindingResult {
     };
   }
   try {
-    return { binding: nodeModule.createNodeBinding(table), reason: "koffi bound flock(2) in libc" };
+    return {
+      binding: windows
+        ? nodeModule.createNodeWindowsBinding()
+        : nodeModule.createNodeBinding(table!),
+      reason: `koffi bound ${ffiTarget.calls}`,
+    };
   } catch (error) {
-    return { reason: `koffi could not bind libc: ${message(error)}` };
+    return { reason: `koffi could not bind ${ffiTarget.calls}: ${message(error)}` };
   }
 }
 
@@ -148,10 +164,12 @@ function loadNative(): BindingResult {
   if (runtime !== "deno") {
     return { reason: `the native backend exists only on Deno, not ${runtime}` };
   }
-  if (table === undefined) return { reason: noTable };
+  if (!supported) return { reason: noTable };
   return {
-    binding: denoNativeModule!.createDenoNativeBinding(table),
-    reason: "Deno.FsFile.tryLock takes a kernel flock without FFI",
+    binding: windows
+      ? denoNativeModule!.createDenoNativeBinding(windowsErrno, WINDOWS_CONSTANTS)
+      : denoNativeModule!.createDenoNativeBinding(errnoLookup(table!), table!.constants),
+    reason: `Deno.FsFile.tryLock takes a kernel ${windows ? "LockFileEx" : "flock"} without FFI`,
   };
 }
 

@@ -71,7 +71,11 @@ function flockRetrying(binding: Binding, fd: number, operation: number): number 
   }
 }
 
-/** Opens a fresh descriptor for one attempt, or throws the path's error. */
+/**
+ * Opens a fresh descriptor for one attempt, `REPLACED` when the file at the
+ * path is being deleted (Windows: until its last handle closes), or throws
+ * the path's error.
+ */
 function openDescriptor(request: LockRequest): number {
   const { binding } = request;
   const c = binding.constants;
@@ -83,6 +87,7 @@ function openDescriptor(request: LockRequest): number {
   if (fd >= 0) return fd;
   const errno = -fd;
   const name = binding.errnoName(errno);
+  if (name === "EDELETEPENDING") return REPLACED;
   if (name === "EACCES" || name === "EROFS" || name === "EPERM") {
     // Write denied: flock works on a read-only descriptor of an existing file.
     const readOnly = openRetrying(request, c.O_RDONLY | c.O_CLOEXEC | c.O_NOFOLLOW, 0);
@@ -101,6 +106,7 @@ export function attempt(request: LockRequest): number {
   const { binding } = request;
   const c = binding.constants;
   const fd = openDescriptor(request);
+  if (fd === REPLACED) return REPLACED;
   testHooks.afterOpen?.();
   const locked = flockRetrying(
     binding,
@@ -117,6 +123,11 @@ export function attempt(request: LockRequest): number {
     binding.close(fd);
     fail(request, -statResult);
   }
+  if (ours[4] === KIND_SYMLINK) {
+    // Windows opens the link itself (FILE_FLAG_OPEN_REPARSE_POINT) where POSIX refuses it.
+    binding.close(fd);
+    fail(request, binding.errnoNumber("ELOOP"));
+  }
   if (ours[4] !== KIND_FILE) {
     binding.close(fd);
     throw new LockError({
@@ -129,8 +140,10 @@ export function attempt(request: LockRequest): number {
   const pathResult = binding.lstat(request.encoded, atPath);
   if (pathResult !== 0) {
     binding.close(fd);
-    // Unlinked between our open and our flock: the lock we hold is on a ghost.
-    if (binding.errnoName(-pathResult) === "ENOENT") return REPLACED;
+    // Unlinked (or, on Windows, being deleted) between our open and our flock:
+    // the lock we hold is on a ghost.
+    const name = binding.errnoName(-pathResult);
+    if (name === "ENOENT" || name === "EDELETEPENDING") return REPLACED;
     fail(request, -pathResult);
   }
   if (

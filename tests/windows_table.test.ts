@@ -1,0 +1,142 @@
+// The Windows binding's translation layer, shared by the Deno, Bun and Node
+// bindings, checked on any OS against a fake kernel32 that records its calls.
+// (Real kernel32 runs in the Wine stage of `npm test`, through koffi.)
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import {
+  encodeWidePath,
+  LAYOUT,
+  longPath,
+  type RawKernel32,
+  WIN32,
+  WINDOWS_CONSTANTS as C,
+  windowsBinding,
+} from "../ffi/windows.ts";
+import { KIND_DIRECTORY, KIND_FILE, KIND_SYMLINK, newIdentity } from "../ffi/types.ts";
+import { runtimeName } from "./helpers.ts";
+
+interface Fake {
+  raw: RawKernel32;
+  calls: unknown[][];
+  lastError: number;
+  handle: number;
+  attributes: number;
+  lockResult: number;
+}
+
+function fake(): Fake {
+  const state: Fake = {
+    calls: [],
+    lastError: 0,
+    handle: 100,
+    attributes: WIN32.FILE_ATTRIBUTE_NORMAL,
+    lockResult: 1,
+    raw: undefined as unknown as RawKernel32,
+  };
+  const record = (name: string, result: number) => (...args: unknown[]) => {
+    state.calls.push([name, ...args.map((a) => a instanceof Uint8Array ? [...a] : a)]);
+    return result;
+  };
+  state.raw = {
+    CreateFileW: (...args) => record("CreateFileW", state.handle)(...args),
+    LockFileEx: (...args) => record("LockFileEx", state.lockResult)(...args),
+    UnlockFileEx: (...args) => record("UnlockFileEx", 1)(...args),
+    GetFileInformationByHandle: (handle, info) => {
+      const view = new DataView(info.buffer, info.byteOffset);
+      view.setUint32(LAYOUT.FILE_INFO_ATTRIBUTES, state.attributes, true);
+      view.setUint32(LAYOUT.FILE_INFO_VOLUME_SERIAL, 0xabcd, true);
+      view.setUint32(LAYOUT.FILE_INFO_INDEX_HIGH, 7, true);
+      view.setUint32(LAYOUT.FILE_INFO_INDEX_LOW, 42, true);
+      return record("GetFileInformationByHandle", 1)(handle);
+    },
+    GetFileAttributesW: (...args) => record("GetFileAttributesW", state.attributes)(...args),
+    DeleteFileW: (...args) => record("DeleteFileW", 1)(...args),
+    CloseHandle: (...args) => record("CloseHandle", 1)(...args),
+    GetLastError: () => state.lastError,
+  };
+  return state;
+}
+
+test(`${runtimeName}: windows: paths become long UTF-16 paths with a NUL`, () => {
+  assert.equal(longPath("C:\\a\\b.lock"), "\\\\?\\C:\\a\\b.lock");
+  assert.equal(longPath("C:/a/b.lock"), "\\\\?\\C:\\a\\b.lock");
+  assert.equal(longPath("\\\\server\\share\\x.lock"), "\\\\?\\UNC\\server\\share\\x.lock");
+  assert.equal(longPath("\\\\?\\C:\\x"), "\\\\?\\C:\\x");
+  const bytes = encodeWidePath("C:\\å");
+  const units = new Uint16Array(bytes.buffer, bytes.byteOffset, bytes.length / 2);
+  assert.deepEqual([...units], [..."\\\\?\\C:\\å"].map((c) => c.charCodeAt(0)).concat(0));
+});
+
+test(`${runtimeName}: windows: open, lock, identity and release map to kernel32`, () => {
+  const f = fake();
+  const b = windowsBinding("node-koffi", f.raw);
+  const path = b.encodePath("C:\\x.lock");
+  assert.equal(b.open(path, C.O_RDWR | C.O_CREAT | C.O_NOFOLLOW | C.O_CLOEXEC, 0o644), 100);
+  const [, , access, share, security, disposition, flags] = f.calls[0] as number[];
+  assert.equal(access >>> 0, (WIN32.GENERIC_READ | WIN32.GENERIC_WRITE) >>> 0);
+  assert.equal(share, 7, "share read, write and delete");
+  assert.equal(security, null, "not inheritable");
+  assert.equal(disposition, WIN32.OPEN_ALWAYS);
+  assert.equal(flags, WIN32.FILE_ATTRIBUTE_NORMAL | WIN32.FILE_FLAG_OPEN_REPARSE_POINT);
+  b.open(path, C.O_RDONLY, 0);
+  assert.equal((f.calls[1] as number[])[2], WIN32.GENERIC_READ);
+  assert.equal((f.calls[1] as number[])[5], WIN32.OPEN_EXISTING);
+
+  assert.equal(b.flock(100, C.LOCK_EX | C.LOCK_NB), 0);
+  const lock = f.calls.at(-1) as unknown[];
+  assert.equal(lock[0], "LockFileEx");
+  assert.equal(lock[2], WIN32.LOCKFILE_FAIL_IMMEDIATELY | WIN32.LOCKFILE_EXCLUSIVE_LOCK);
+  assert.deepEqual([lock[4], lock[5]], [1, 0], "one byte");
+  const overlapped = new DataView(new Uint8Array(lock[6] as number[]).buffer);
+  assert.equal(overlapped.getUint32(LAYOUT.OVERLAPPED_OFFSET, true), 0xfffffffe);
+  assert.equal(overlapped.getUint32(LAYOUT.OVERLAPPED_OFFSET_HIGH, true), 0x7fffffff);
+  b.flock(100, C.LOCK_SH | C.LOCK_NB);
+  assert.equal((f.calls.at(-1) as unknown[])[2], WIN32.LOCKFILE_FAIL_IMMEDIATELY, "shared");
+
+  f.lockResult = 0;
+  f.lastError = 33;
+  assert.equal(b.errnoName(-b.flock(100, C.LOCK_EX | C.LOCK_NB)), "EWOULDBLOCK");
+  f.lastError = 997;
+  assert.equal(b.errnoName(-b.flock(100, C.LOCK_EX | C.LOCK_NB)), "EWOULDBLOCK");
+  assert.equal(b.flock(100, C.LOCK_UN), 0);
+  assert.equal((f.calls.at(-1) as unknown[])[0], "UnlockFileEx");
+
+  const id = newIdentity();
+  assert.equal(b.fstat(100, id), 0);
+  assert.deepEqual([...id], [0xabcd, 0, 42, 7, KIND_FILE]);
+  f.attributes = WIN32.FILE_ATTRIBUTE_DIRECTORY;
+  b.fstat(100, id);
+  assert.equal(id[4], KIND_DIRECTORY);
+  f.attributes = WIN32.FILE_ATTRIBUTE_REPARSE_POINT;
+  b.fstat(100, id);
+  assert.equal(id[4], KIND_SYMLINK);
+  assert.equal(b.close(100), 0);
+  assert.equal(b.unlink(path), 0);
+});
+
+test(`${runtimeName}: windows: errors get POSIX names, delete-pending is contention`, () => {
+  const f = fake();
+  const b = windowsBinding("deno-ffi", f.raw);
+  const path = b.encodePath("C:\\x.lock");
+  f.handle = -1;
+  const fails = (lastError: number) => {
+    f.lastError = lastError;
+    return b.errnoName(-b.open(path, C.O_RDWR | C.O_CREAT, 0));
+  };
+  assert.equal(fails(2), "ENOENT");
+  assert.equal(fails(3), "ENOENT");
+  assert.equal(fails(206), "ENAMETOOLONG");
+  assert.equal(fails(123), "EINVAL");
+  // ACCESS_DENIED: a directory, a pending delete, or really denied.
+  f.attributes = WIN32.FILE_ATTRIBUTE_DIRECTORY;
+  assert.equal(fails(5), "EISDIR");
+  f.attributes = WIN32.INVALID_FILE_ATTRIBUTES; // and GetLastError stays 5
+  assert.equal(fails(5), "EDELETEPENDING");
+  f.attributes = WIN32.FILE_ATTRIBUTE_NORMAL;
+  assert.equal(fails(5), "EACCES");
+  assert.equal(b.errnoNumber("ELOOP"), 1921);
+  assert.equal(b.errnoName(12345), "WIN12345");
+  const id = newIdentity();
+  f.lastError = 5;
+  assert.equal(b.errnoName(-b.lstat(path, id)), "EDELETEPENDING");
+});
