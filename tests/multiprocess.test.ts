@@ -86,7 +86,8 @@ test(
     await runTogether(argvs, dir);
     const total = Number(readFileSync(counter, "utf8"));
     const expected = rounds * argvs.length;
-    assert.ok(total < expected, `expected lost updates, got ${total} of ${expected}`);
+    // Lost, or torn by overlapping writes (NaN): anything but exact.
+    assert.notEqual(total, expected, `expected lost updates, got ${total} of ${expected}`);
   }),
 );
 

@@ -78,13 +78,18 @@ if (esbuild.status !== 0) {
 }
 copyFileSync(join(root, "tests", "windows", "suite.mjs"), join(cache, "suite.mjs"));
 
-// Node for Windows writes to a file, not a pipe, under Wine.
+// Node for Windows reads and writes files, not pipes, under Wine.
 const output = join(cache, "output.txt");
 rmSync(output, { force: true });
 const started = Date.now();
 const result = spawnSync(
   "sh",
-  ["-c", `"${wine}" "${nodeExe}" "${join(cache, "suite.mjs")}" > "${output}" 2> "${output}.err"`],
+  [
+    "-c",
+    `"${wine}" "${nodeExe}" "${
+      join(cache, "suite.mjs")
+    }" < /dev/null > "${output}" 2> "${output}.err"`,
+  ],
   {
     env: {
       ...process.env,
