@@ -33,21 +33,22 @@ static int cycle(const char *lock, long n) {
 }
 
 static int counter(const char *lock, const char *path, long n) {
-  char buf[64];
+  char buf[17];
+  int c = open(path, O_RDWR);
+  if (c < 0) return perror("counter"), 1;
   double start = now();
   for (long i = 0; i < n; i++) {
     int fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
     if (fd < 0 || flock(fd, LOCK_EX) != 0) return perror("lock"), 1;
-    int c = open(path, O_RDWR);
-    ssize_t got = read(c, buf, sizeof buf - 1);
+    // A fixed-width counter read and written in place, as the JavaScript workers do.
+    ssize_t got = pread(c, buf, 16, 0);
     buf[got > 0 ? got : 0] = 0;
-    int len = snprintf(buf, sizeof buf, "%ld", atol(buf) + 1);
-    ftruncate(c, 0);
-    pwrite(c, buf, len, 0);
-    close(c);
+    snprintf(buf, sizeof buf, "%016ld", atol(buf) + 1);
+    pwrite(c, buf, 16, 0);
     flock(fd, LOCK_UN);
     close(fd);
   }
+  close(c);
   printf("%.6f\n", now() - start);
   return 0;
 }

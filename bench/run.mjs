@@ -38,9 +38,9 @@ const S = smoke
   };
 
 const RUNTIMES = {
-  deno: (args) => [bin("deno"), "run", "-A", worker, ...args],
+  deno: (args) => [bin("deno"), "run", "-A", "--v8-flags=--expose-gc", worker, ...args],
   bun: (args) => [bin("bun"), worker, ...args],
-  node: (args) => ["node", "--import", "tsx", worker, ...args],
+  node: (args) => ["node", "--expose-gc", "--import", "tsx", worker, ...args],
 };
 const KERNEL = { deno: ["ffi", "native"], bun: ["ffi"], node: ["ffi"] };
 const BACKEND_NAME = {
@@ -187,7 +187,7 @@ for (const procs of S.procs) {
   const row = { procs };
   if (reference) {
     const lock = fresh("cc.lock"), count = fresh("counter");
-    writeFileSync(count, "0");
+    writeFileSync(count, "0".padStart(16, "0"));
     const started = performance.now();
     await Promise.all(Array.from({ length: procs }, () =>
       new Promise((resolve) => {
@@ -200,7 +200,7 @@ for (const procs of S.procs) {
   }
   for (const runtime of Object.keys(RUNTIMES)) {
     const lock = fresh("k.lock"), count = fresh("counter"), go = fresh("go");
-    writeFileSync(count, "0");
+    writeFileSync(count, "0".padStart(16, "0"));
     const argvs = Array.from(
       { length: procs },
       () => RUNTIMES[runtime](["count", "ffi", lock, count, String(S.count), go]),
@@ -310,7 +310,7 @@ rmSync(scratch, { recursive: true, force: true });
 
 // ---- report --------------------------------------------------------------------
 
-const f = (x, digits = 2) => (x === undefined || Number.isNaN(x) ? "—" : x.toFixed(digits));
+const f = (x, digits = 2) => (typeof x !== "number" || Number.isNaN(x) ? "—" : x.toFixed(digits));
 const cycleOf = (name, mode = "sync") => cycles.find((c) => c.name === name && c.mode === mode);
 const proper = cycleOf("proper-lockfile (npm)");
 const targets = [];

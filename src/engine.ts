@@ -56,18 +56,17 @@ function fail(request: LockRequest, errno: number, cause?: unknown): never {
 
 function openRetrying(request: LockRequest, flags: number, mode: number): number {
   const { binding } = request;
-  const eintr = binding.errnoNumber("EINTR");
   for (;;) {
     const fd = binding.open(request.encoded, flags, mode);
-    if (fd !== -eintr) return fd;
+    // The errno name is looked up only on failure: success is the hot path.
+    if (fd >= 0 || fd !== -binding.errnoNumber("EINTR")) return fd;
   }
 }
 
 function flockRetrying(binding: Binding, fd: number, operation: number): number {
-  const eintr = binding.errnoNumber("EINTR");
   for (;;) {
     const result = binding.flock(fd, operation);
-    if (result !== -eintr) return result;
+    if (result === 0 || result !== -binding.errnoNumber("EINTR")) return result;
   }
 }
 
@@ -157,9 +156,15 @@ export function attempt(request: LockRequest): number {
   return fd;
 }
 
-/** Attempts until held or busy: a replaced file is retried at once. */
-function attemptUntilSettled(request: LockRequest, deadline: number): number {
-  const replacedLimit = Math.max(deadline, performance.now() + REPLACED_GRACE_MS);
+/**
+ * Attempts until held or busy: a replaced file is retried at once. `deadline`
+ * `undefined` means now. The clock is read only once a file was replaced.
+ */
+function attemptUntilSettled(request: LockRequest, deadline: number | undefined): number {
+  const first = attempt(request);
+  if (first !== REPLACED) return first;
+  const now = performance.now();
+  const replacedLimit = Math.max(deadline ?? now, now + REPLACED_GRACE_MS);
   for (;;) {
     const result = attempt(request);
     if (result !== REPLACED) return result;
@@ -169,7 +174,7 @@ function attemptUntilSettled(request: LockRequest, deadline: number): number {
 
 /** One settled attempt, never waiting: a descriptor or `BUSY`. */
 export function attemptNow(request: LockRequest): number {
-  return attemptUntilSettled(request, performance.now());
+  return attemptUntilSettled(request, undefined);
 }
 
 /** One settled kernel attempt within `deadline`: the descriptor, or `undefined` while busy. */

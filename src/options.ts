@@ -30,8 +30,13 @@ export function isBackendRequest(value: unknown): value is BackendRequest {
   return typeof value === "string" && BACKEND_REQUESTS.includes(value);
 }
 
+// The last absolute path given and its normal form: repeated locks skip normalize().
+let lastAbsolute = "";
+let lastNormal = "";
+
 /** Turns `path` into an absolute path string, or throws. */
 export function lockPath(path: unknown): string {
+  if (typeof path === "string" && path === lastAbsolute && path.length > 0) return lastNormal;
   let text: string;
   if (typeof path === "string") {
     text = path;
@@ -54,12 +59,26 @@ export function lockPath(path: unknown): string {
     });
   }
   // resolve() reads the working directory (a syscall in Deno) even for absolute paths.
-  return isAbsolute(text) ? normalize(text) : resolve(text);
+  if (!isAbsolute(text)) return resolve(text);
+  lastNormal = normalize(text);
+  lastAbsolute = text;
+  return lastNormal;
 }
+
+const DEFAULTS: ValidOptions = Object.freeze({
+  shared: false,
+  timeout: Infinity,
+  signal: undefined,
+  backend: undefined,
+  removeOnRelease: false,
+  mode: 0o644,
+  staleMs: Infinity,
+  onCompromised: undefined,
+});
 
 /** Validates options and fills in defaults. */
 export function lockOptions(options: unknown): ValidOptions {
-  if (options === undefined || options === null) options = {};
+  if (options === undefined || options === null) return DEFAULTS;
   if (typeof options !== "object") {
     throw new TypeError(`options must be an object, got ${typeof options}`);
   }

@@ -115,12 +115,15 @@ function resolveUncached(request: BackendRequest): ResolvedBackend {
 }
 
 const cache = new Map<BackendRequest, ResolvedBackend>();
+/** What a request without a backend resolves to: the hot path skips the lookups. */
+let defaultResolved: ResolvedBackend | undefined;
 
 /**
  * Resolves a request (option, else `FILELOCK_BACKEND`, else `"auto"`). An
  * explicit request that cannot be met throws `LockError` `EUNSUPPORTED`.
  */
 export function resolveBackend(request: BackendRequest | undefined): ResolvedBackend {
+  if (request === undefined && defaultResolved !== undefined) return defaultResolved;
   const effective = request !== undefined && request !== "auto"
     ? request
     : environmentRequest() ?? "auto";
@@ -129,5 +132,6 @@ export function resolveBackend(request: BackendRequest | undefined): ResolvedBac
     found = resolveUncached(effective);
     cache.set(effective, found);
   }
+  if (request === undefined) defaultResolved = found;
   return found;
 }

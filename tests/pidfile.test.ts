@@ -27,7 +27,7 @@ import {
   withLock,
 } from "../mod.ts";
 import { guardPath } from "../src/pidfile.ts";
-import { exited, runtimeName, tempDir } from "./helpers.ts";
+import { dead, exited, runtimeName, tempDir } from "./helpers.ts";
 
 const PIDFILE = { backend: "pidfile" } as const;
 
@@ -85,6 +85,8 @@ async function livePid(): Promise<{ pid: number; stop: () => Promise<void> }> {
     stop: async () => {
       child.kill("SIGKILL");
       await exited(child);
+      // Deno's child.kill reports the exit before the process is gone: ask /proc.
+      await dead(child.pid!);
     },
   };
 }

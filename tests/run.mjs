@@ -51,6 +51,12 @@ const runtimes = [
       return m && { passed: +m[1], failed: +m[2], skipped: +m[3] };
     },
   },
+  {
+    // A smoke run of the benchmark (tiny sizes, nothing written), so that it cannot rot.
+    name: "bench",
+    argv: ["node", join("bench", "run.mjs"), "--smoke"],
+    counts: (out) => /^Targets$/m.test(out) ? { passed: 1, failed: 0, skipped: 0 } : null,
+  },
 ];
 
 const only = process.argv.slice(2);
