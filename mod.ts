@@ -32,6 +32,7 @@ import {
   kernelTimedOut,
   type LockRequest,
   wait,
+  waitBlocking,
   waitSync,
 } from "./src/engine.ts";
 import { KernelLock } from "./src/lock.ts";
@@ -161,8 +162,9 @@ export async function acquire(path: string | URL, options?: LockOptions): Promis
 }
 
 /**
- * Takes the lock on `path`, blocking the thread between polls. An abort is
- * noticed between polls.
+ * Takes the lock on `path`, blocking the thread: in the kernel (a blocking
+ * `flock`, handed over the moment it is released) when there is neither a
+ * timeout nor a signal, else between polls, where an abort is noticed.
  *
  * @example
  * ```ts
@@ -183,12 +185,15 @@ export function acquireSync(path: string | URL, options?: LockOptions): Lock {
     );
     return new PidfileLock(pidfile, created);
   }
-  const fd = waitSync(
-    (deadline) => kernelAttempt(kernel, deadline),
-    valid.timeout,
-    valid.signal,
-    () => kernelTimedOut(kernel, valid.timeout),
-  );
+  // Nothing can interrupt the wait: let the kernel do it, and hand over at once.
+  const fd = valid.timeout === Infinity && valid.signal === undefined
+    ? waitBlocking(kernel)
+    : waitSync(
+      (deadline) => kernelAttempt(kernel, deadline),
+      valid.timeout,
+      valid.signal,
+      () => kernelTimedOut(kernel, valid.timeout),
+    );
   return held(kernel, valid, fd);
 }
 

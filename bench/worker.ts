@@ -123,13 +123,15 @@ switch (command) {
     // the cost measured is the lock's, not the filesystem's truncate-and-rewrite.
     const fd = openSync(counter, "r+");
     const buffer = new Uint8Array(16);
+    const decoder = new TextDecoder();
+    const encoder = new TextEncoder();
     waitForGo(go);
     const start = performance.now();
     for (let i = 0; i < Number(n); i++) {
       const held = acquireSync(lock, options);
       readSync(fd, buffer, 0, 16, 0);
-      const next = String(Number(new TextDecoder().decode(buffer)) + 1).padStart(16, "0");
-      writeSync(fd, new TextEncoder().encode(next), 0, 16, 0);
+      const next = String(Number(decoder.decode(buffer)) + 1).padStart(16, "0");
+      writeSync(fd, encoder.encode(next), 0, 16, 0);
       held.releaseSync();
     }
     closeSync(fd);

@@ -101,7 +101,12 @@ export function createDenoNativeBinding(lookup: ErrnoLookup, c: OpenConstants): 
           file.unlockSync();
           return 0;
         }
-        return file.tryLockSync((operation & c.LOCK_EX) !== 0) ? 0 : -errnoNumber("EWOULDBLOCK");
+        const exclusive = (operation & c.LOCK_EX) !== 0;
+        if ((operation & c.LOCK_NB) === 0) {
+          file.lockSync(exclusive);
+          return 0;
+        }
+        return file.tryLockSync(exclusive) ? 0 : -errnoNumber("EWOULDBLOCK");
       } catch (error) {
         return failure(error);
       }

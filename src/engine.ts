@@ -101,7 +101,7 @@ function openDescriptor(request: LockRequest): number {
  * Throws `LockError` for anything the caller must act on. Never leaks the
  * descriptor and never writes to the file.
  */
-export function attempt(request: LockRequest): number {
+export function attempt(request: LockRequest, blocking = false): number {
   const { binding } = request;
   const c = binding.constants;
   const fd = openDescriptor(request);
@@ -110,7 +110,7 @@ export function attempt(request: LockRequest): number {
   const locked = flockRetrying(
     binding,
     fd,
-    (request.shared ? c.LOCK_SH : c.LOCK_EX) | c.LOCK_NB,
+    (request.shared ? c.LOCK_SH : c.LOCK_EX) | (blocking ? 0 : c.LOCK_NB),
   );
   if (locked !== 0) {
     binding.close(fd);
@@ -193,6 +193,19 @@ export function kernelTimedOut(request: LockRequest, timeout: number): LockTimeo
     } lock, ${describeHolders(holders, "held by another descriptor")}`,
     holders,
   );
+}
+
+/**
+ * Waits in the kernel (a blocking `flock`) until the lock is ours: for a
+ * synchronous wait without timeout or signal, which blocks the thread anyway.
+ * The kernel hands the lock over the moment it is released, as C's blocking
+ * `flock` does, instead of the next poll noticing it.
+ */
+export function waitBlocking(request: LockRequest): number {
+  for (;;) {
+    const result = attempt(request, true);
+    if (result >= 0) return result;
+  }
 }
 
 /**
