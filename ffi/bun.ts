@@ -89,10 +89,13 @@ export function createBunWindowsBinding(ffi: BunFfi): Binding {
     DeleteFileW: { args: ["ptr"], returns: "i32" },
     CloseHandle: { args: ["i64"], returns: "i32" },
     GetLastError: { args: [], returns: "u32" },
+    OpenProcess: { args: ["u32", "i32", "u32"], returns: "i64_fast" },
+    GetProcessTimes: { args: ["i64", "ptr", "ptr", "ptr", "ptr"], returns: "i32" },
   }).symbols;
   const raw = {
     ...s,
     CreateFileW: (...args: unknown[]) => Number(s.CreateFileW(...args)),
+    OpenProcess: (...args: unknown[]) => Number(s.OpenProcess(...args)),
   } as unknown as RawKernel32;
   return windowsBinding("bun-ffi", raw);
 }

@@ -71,6 +71,11 @@ export function createDenoWindowsBinding(): Binding {
     DeleteFileW: { parameters: ["buffer"], result: "i32" },
     CloseHandle: { parameters: ["isize"], result: "i32" },
     GetLastError: { parameters: [], result: "u32" },
+    OpenProcess: { parameters: ["u32", "i32", "u32"], result: "isize" },
+    GetProcessTimes: {
+      parameters: ["isize", "buffer", "buffer", "buffer", "buffer"],
+      result: "i32",
+    },
   }).symbols;
   const raw: RawKernel32 = {
     CreateFileW: (path, access, share, _security, disposition, flags, _template) =>
@@ -87,6 +92,9 @@ export function createDenoWindowsBinding(): Binding {
     DeleteFileW: (path) => s.DeleteFileW(path as Uint8Array),
     CloseHandle: (handle) => s.CloseHandle(BigInt(handle)),
     GetLastError: () => s.GetLastError(),
+    OpenProcess: (access, inherit, pid) => Number(s.OpenProcess(access, inherit, pid)),
+    GetProcessTimes: (process, creation, exit, kernel, user) =>
+      s.GetProcessTimes(BigInt(process), creation, exit, kernel, user),
   };
   return windowsBinding("deno-ffi", raw);
 }

@@ -70,6 +70,12 @@ export function createNodeWindowsBinding(): Binding {
     DeleteFileW: fn("int __stdcall DeleteFileW(const void *path)"),
     CloseHandle: fn("int __stdcall CloseHandle(intptr_t handle)"),
     GetLastError: fn("uint32_t __stdcall GetLastError()"),
+    OpenProcess: fn(
+      "intptr_t __stdcall OpenProcess(uint32_t access, int inherit, uint32_t pid)",
+    ),
+    GetProcessTimes: fn(
+      "int __stdcall GetProcessTimes(intptr_t process, void *creation, void *exit, void *kernel, void *user)",
+    ),
   } as unknown as RawKernel32;
   return windowsBinding("node-koffi", raw);
 }

@@ -82,4 +82,11 @@ export interface Binding {
   unlink(path: EncodedPath): number;
   /** `close(2)`: 0, or `-errno`. */
   close(fd: number): number;
+  /**
+   * The creation time of process `pid` as an opaque token, where the OS has
+   * no /proc to read it from (Windows: `GetProcessTimes`); `undefined` when
+   * the process cannot be opened. Used by the pidfile mode to tell a reused
+   * PID from its holder.
+   */
+  processStartTime?(pid: number): string | undefined;
 }

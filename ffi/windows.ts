@@ -1,6 +1,7 @@
 /**
  * Windows: kernel32 `CreateFileW`/`LockFileEx`/`UnlockFileEx`/
- * `GetFileInformationByHandle`/`DeleteFileW`/`CloseHandle` behind the same
+ * `GetFileInformationByHandle`/`DeleteFileW`/`CloseHandle` (and, for the
+ * pidfile mode's start tokens, `OpenProcess`/`GetProcessTimes`) behind the same
  * {@linkcode Binding} interface as libc. The table (constants, struct
  * layouts, error codes) is shared by the Deno, Bun and Node bindings, which
  * differ only in how they call kernel32.
@@ -48,6 +49,7 @@ export const WIN32 = {
   LOCKFILE_FAIL_IMMEDIATELY: 0x1,
   LOCKFILE_EXCLUSIVE_LOCK: 0x2,
   INVALID_FILE_ATTRIBUTES: 0xffffffff,
+  PROCESS_QUERY_LIMITED_INFORMATION: 0x1000,
   /**
    * The locked range: one byte at offset 2^63 - 2, far past any content, so
    * that Windows' mandatory byte-range locks never stop anyone reading or
@@ -165,6 +167,15 @@ export interface RawKernel32 {
   DeleteFileW(path: EncodedPath): number;
   CloseHandle(handle: number): number;
   GetLastError(): number;
+  /** Returns 0 (NULL) on failure. */
+  OpenProcess(access: number, inherit: number, pid: number): number;
+  GetProcessTimes(
+    process: number,
+    creation: Uint8Array,
+    exit: Uint8Array,
+    kernel: Uint8Array,
+    user: Uint8Array,
+  ): number;
 }
 
 /**
@@ -179,6 +190,7 @@ export function windowsBinding(backend: BackendName, raw: RawKernel32): Binding 
   const info = new Uint8Array(LAYOUT.FILE_INFO_SIZE);
   const infoView = new DataView(info.buffer);
   const ACCESS_DENIED = WINDOWS_ERRORS.EACCES;
+  const times = [0, 1, 2, 3].map(() => new Uint8Array(8));
 
   function identity(handle: number, out: FileIdentity): number {
     if (raw.GetFileInformationByHandle(handle, info) === 0) return -raw.GetLastError();
@@ -277,6 +289,18 @@ export function windowsBinding(backend: BackendName, raw: RawKernel32): Binding 
     },
     close(handle) {
       return raw.CloseHandle(handle) !== 0 ? 0 : -raw.GetLastError();
+    },
+    processStartTime(pid) {
+      const process = raw.OpenProcess(WIN32.PROCESS_QUERY_LIMITED_INFORMATION, 0, pid);
+      if (process === 0) return undefined;
+      const ok = raw.GetProcessTimes(process, times[0], times[1], times[2], times[3]);
+      raw.CloseHandle(process);
+      if (ok === 0) return undefined;
+      const creation = new DataView(times[0].buffer);
+      // FILETIME: 100 ns ticks since 1601, as two 32-bit halves.
+      const ticks = BigInt(creation.getUint32(4, true)) << 32n |
+        BigInt(creation.getUint32(0, true));
+      return `win:${ticks}`;
     },
   };
 }

@@ -6,7 +6,7 @@
  * @module
  */
 
-import { os } from "../ffi/runtime.ts";
+import { ffiBinding, os } from "../ffi/runtime.ts";
 import { processId, readSystemText, signalZero } from "../ffi/system.ts";
 
 /** What this process can learn about another one. */
@@ -66,12 +66,17 @@ export function processState(pid: number): ProcessState {
   }
   const signal = signalZero(pid);
   if (signal === "dead") return { alive: false, startToken: undefined, reason: "no such process" };
-  if (signal === "alive") return { alive: true, startToken: undefined, reason: "running" };
+  if (signal === "alive") return { alive: true, startToken: bindingToken(pid), reason: "running" };
   return {
     alive: undefined,
     startToken: undefined,
     reason: "this process may not signal others (Deno needs --allow-run, or read access to /proc)",
   };
+}
+
+/** The process's creation time through the FFI binding, where the OS has no /proc (Windows). */
+function bindingToken(pid: number): string | undefined {
+  return ffiBinding().binding?.processStartTime?.(pid);
 }
 
 let ownToken: { token: string | undefined; note: string | undefined } | undefined;
@@ -82,12 +87,14 @@ let ownToken: { token: string | undefined; note: string | undefined } | undefine
  */
 export function ownStartToken(): { token: string | undefined; note: string | undefined } {
   if (ownToken === undefined) {
-    const token = hasProcfs() ? processState(processId).startToken : undefined;
+    const token = hasProcfs() ? processState(processId).startToken : bindingToken(processId);
     ownToken = token !== undefined ? { token, note: undefined } : {
       token: undefined,
       note: os === "linux"
         ? "no start token: /proc is not readable here"
-        : `no start token: reading a process start time on ${os} needs /proc, which ${os} lacks`,
+        : os === "windows"
+        ? "no start token: reading a process creation time on windows needs the FFI backend"
+        : `no start token: reading a process start time on ${os} is not implemented`,
     };
   }
   return ownToken;

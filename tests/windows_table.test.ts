@@ -53,6 +53,13 @@ function fake(): Fake {
     DeleteFileW: (...args) => record("DeleteFileW", 1)(...args),
     CloseHandle: (...args) => record("CloseHandle", 1)(...args),
     GetLastError: () => state.lastError,
+    OpenProcess: (...args) => record("OpenProcess", state.handle === -1 ? 0 : 300)(...args),
+    GetProcessTimes: (process, creation, ...rest) => {
+      const view = new DataView(creation.buffer, creation.byteOffset);
+      view.setUint32(0, 0x89abcdef, true);
+      view.setUint32(4, 0x01dc0000, true);
+      return record("GetProcessTimes", 1)(process, ...rest);
+    },
   };
   return state;
 }
@@ -139,4 +146,15 @@ test(`${runtimeName}: windows: errors get POSIX names, delete-pending is content
   const id = newIdentity();
   f.lastError = 5;
   assert.equal(b.errnoName(-b.lstat(path, id)), "EDELETEPENDING");
+});
+
+test(`${runtimeName}: windows: a process's creation time is its start token`, () => {
+  const f = fake();
+  const b = windowsBinding("bun-ffi", f.raw);
+  assert.equal(b.processStartTime?.(4242), `win:${(0x01dc0000n << 32n) | 0x89abcdefn}`);
+  const open = f.calls.find((c) => c[0] === "OpenProcess")!;
+  assert.deepEqual(open.slice(1), [WIN32.PROCESS_QUERY_LIMITED_INFORMATION, 0, 4242]);
+  assert.ok(f.calls.some((c) => c[0] === "CloseHandle" && c[1] === 300), "handle closed");
+  f.handle = -1; // OpenProcess fails
+  assert.equal(b.processStartTime?.(4242), undefined);
 });

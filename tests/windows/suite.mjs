@@ -44,6 +44,7 @@ if (role === "hold") {
   writeFileSync(join(dir, "released"), "");
   process.exit(0);
 }
+if (role === "exit") process.exit(0);
 if (role === "count") {
   const [lock, counter, n, mode, remove] = args;
   const go = join(counter + ".go");
@@ -217,6 +218,30 @@ await check("long paths and non-ASCII names", (dir) => {
     lock.releaseSync();
     assert.ok(statSync(path).isFile(), "created under its own name");
   }
+});
+
+await check("pidfile: records carry the creation time; a reused PID is reclaimed", async (dir) => {
+  const lock = join(dir, "p.lock");
+  const held = tryAcquire(lock, { backend: "pidfile" });
+  assert.ok(held);
+  const record = JSON.parse(readFileSync(lock, "utf8"));
+  assert.equal(record.pid, process.pid);
+  assert.match(record.startToken, /^win:\d+$/, JSON.stringify(record));
+  assert.equal(tryAcquire(lock, { backend: "pidfile" }), null, "a live holder is left alone");
+  held.releaseSync();
+  // Our own PID, but another creation time: the PID was reused, the holder is gone.
+  writeFileSync(lock, JSON.stringify({ ...record, startToken: "win:1", token: "f".repeat(32) }));
+  const reclaimed = tryAcquire(lock, { backend: "pidfile" });
+  assert.ok(reclaimed, "reclaimed");
+  reclaimed.releaseSync();
+  // A process that has exited.
+  const gone = child(["exit"]);
+  await gone.done;
+  writeFileSync(lock, JSON.stringify({ ...record, pid: gone.proc.pid, token: "e".repeat(32) }));
+  const again = tryAcquire(lock, { backend: "pidfile" });
+  assert.ok(again, "a dead holder's record is reclaimed");
+  again.releaseSync();
+  assert.ok(!existsSync(lock));
 });
 
 rmSync(root, { recursive: true, force: true });
