@@ -73,6 +73,8 @@ function statusOf(stats: Stats): FileStatus {
 
 // O_NOFOLLOW is absent on Windows; O_EXCL alone never follows a link anyway.
 const NOFOLLOW = constants.O_NOFOLLOW ?? 0;
+// A FIFO planted at the lock path must not block the reader until a writer comes.
+const NONBLOCK = constants.O_NONBLOCK ?? 0;
 
 /** `open(path, O_WRONLY|O_CREAT|O_EXCL|O_NOFOLLOW, mode)`: a new file's descriptor. */
 export function createExclusive(path: string, mode: number): number | SystemFailure {
@@ -104,7 +106,7 @@ export function writeAll(fd: number, bytes: Uint8Array): 0 | SystemFailure {
 export function readHead(path: string, limit: number): FileHead | SystemFailure {
   let fd: number;
   try {
-    fd = openSync(path, constants.O_RDONLY | NOFOLLOW);
+    fd = openSync(path, constants.O_RDONLY | NOFOLLOW | NONBLOCK);
   } catch (error) {
     return failure(error);
   }

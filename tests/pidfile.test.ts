@@ -2,7 +2,7 @@
 // malformed records, compromise, heartbeat and inspect().
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import {
   lstatSync,
   mkdirSync,
@@ -284,7 +284,20 @@ test(
       () => tryAcquire(join(dir, "missing", "x.lock"), PIDFILE),
       (e: unknown) => e instanceof LockError && e.code === "ENOENT",
     );
-    assert.deepEqual(readdirSync(dir).sort(), ["dir.lock", "huge.lock", "link.lock", "target"]);
+    // A FIFO must not make the reader wait for a writer.
+    const fifo = join(dir, "fifo.lock");
+    spawnSync("mkfifo", [fifo]);
+    assert.throws(
+      () => tryAcquire(fifo, PIDFILE),
+      (e: unknown) => e instanceof LockError && e.code === "EINVAL",
+    );
+    assert.deepEqual(readdirSync(dir).sort(), [
+      "dir.lock",
+      "fifo.lock",
+      "huge.lock",
+      "link.lock",
+      "target",
+    ]);
   }),
 );
 
