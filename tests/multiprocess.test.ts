@@ -2,7 +2,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { tryAcquire } from "../mod.ts";
+import { acquireSync, tryAcquire } from "../mod.ts";
 import {
   command,
   dead,
@@ -187,3 +187,22 @@ for (const flavour of ["deno-ffi", "bun", "node"] as const) {
     }),
   );
 }
+
+test(
+  `${runtimeName}: acquireSync without a timeout waits for a flock(1) holder and gets the lock at its release`,
+  { skip: FLOCK ? undefined : "util-linux flock(1) is not on PATH" },
+  inTemp(async (dir) => {
+    const lock = join(dir, "b.lock");
+    // flock(1) holds for 0.4 s, then exits: the blocked acquireSync must return right after.
+    const holder = start(["flock", lock, "sh", "-c", "echo held; sleep 0.4"]);
+    const done = finish(holder);
+    await waitFor(holder, "held");
+    const started = performance.now();
+    const lock2 = acquireSync(lock);
+    const waited = performance.now() - started;
+    await done;
+    assert.ok(waited >= 250, `returned after ${waited} ms, while flock(1) still held the lock`);
+    assert.ok(waited < 5000, `returned only after ${waited} ms`);
+    lock2.releaseSync();
+  }),
+);
