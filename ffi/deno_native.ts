@@ -84,6 +84,7 @@ export function createDenoNativeBinding(lookup: ErrnoLookup, c: OpenConstants): 
           read: true,
           write: (flags & c.O_RDWR) !== 0,
           create: (flags & c.O_CREAT) !== 0,
+          createNew: (flags & c.O_CREAT) !== 0 && (flags & c.O_EXCL) !== 0,
           mode,
         });
         const handle = nextHandle++;

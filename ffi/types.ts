@@ -46,6 +46,8 @@ export interface OpenConstants {
   readonly O_RDONLY: number;
   readonly O_RDWR: number;
   readonly O_CREAT: number;
+  /** With `O_CREAT`: fail with `EEXIST` instead of opening an existing file. */
+  readonly O_EXCL: number;
   readonly O_CLOEXEC: number;
   readonly O_NOFOLLOW: number;
   readonly LOCK_SH: number;

@@ -24,6 +24,7 @@ export const WINDOWS_CONSTANTS: OpenConstants = {
   O_RDONLY: 0,
   O_RDWR: 2,
   O_CREAT: 0x40,
+  O_EXCL: 0x80,
   // Handles are created non-inheritable (no SECURITY_ATTRIBUTES): nothing to ask for.
   O_CLOEXEC: 0,
   O_NOFOLLOW: 0x100,
@@ -39,6 +40,7 @@ export const WIN32 = {
   GENERIC_WRITE: 0x40000000,
   /** FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE: others may read, write and delete. */
   SHARE_ALL: 0x7,
+  CREATE_NEW: 1,
   OPEN_EXISTING: 3,
   OPEN_ALWAYS: 4,
   FILE_ATTRIBUTE_DIRECTORY: 0x10,
@@ -83,6 +85,7 @@ export const WINDOWS_ERRORS: Readonly<Record<string, number>> = {
   ENOMEM: 8, // ERROR_NOT_ENOUGH_MEMORY
   EROFS: 19, // ERROR_WRITE_PROTECT
   EBUSY: 32, // ERROR_SHARING_VIOLATION
+  EEXIST: 80, // ERROR_FILE_EXISTS (183, ERROR_ALREADY_EXISTS, below)
   EWOULDBLOCK: 33, // ERROR_LOCK_VIOLATION
   EOPNOTSUPP: 50, // ERROR_NOT_SUPPORTED
   ENOSPC: 112, // ERROR_DISK_FULL
@@ -101,6 +104,7 @@ export const WINDOWS_ERRORS: Readonly<Record<string, number>> = {
 const ALIASES: Readonly<Record<number, string>> = {
   3: "ENOENT", // ERROR_PATH_NOT_FOUND
   87: "EINVAL", // ERROR_INVALID_PARAMETER
+  183: "EEXIST", // ERROR_ALREADY_EXISTS
   161: "EINVAL", // ERROR_BAD_PATHNAME
   997: "EWOULDBLOCK", // ERROR_IO_PENDING: a lock that would have to wait
   1117: "EIO", // ERROR_IO_DEVICE
@@ -231,9 +235,11 @@ export function windowsBinding(backend: BackendName, raw: RawKernel32): Binding 
       const access = flags & WINDOWS_CONSTANTS.O_RDWR
         ? WIN32.GENERIC_READ | WIN32.GENERIC_WRITE
         : WIN32.GENERIC_READ;
-      const disposition = flags & WINDOWS_CONSTANTS.O_CREAT
-        ? WIN32.OPEN_ALWAYS
-        : WIN32.OPEN_EXISTING;
+      const disposition = (flags & WINDOWS_CONSTANTS.O_CREAT) === 0
+        ? WIN32.OPEN_EXISTING
+        : flags & WINDOWS_CONSTANTS.O_EXCL
+        ? WIN32.CREATE_NEW
+        : WIN32.OPEN_ALWAYS;
       const attributes = WIN32.FILE_ATTRIBUTE_NORMAL |
         (flags & WINDOWS_CONSTANTS.O_NOFOLLOW ? WIN32.FILE_FLAG_OPEN_REPARSE_POINT : 0);
       const handle = raw.CreateFileW(

@@ -88,6 +88,9 @@ test(`${runtimeName}: windows: open, lock, identity and release map to kernel32`
   b.open(path, C.O_RDONLY, 0);
   assert.equal((f.calls[1] as number[])[2], WIN32.GENERIC_READ);
   assert.equal((f.calls[1] as number[])[5], WIN32.OPEN_EXISTING);
+  // O_EXCL: the state machine's create-if-missing, which must know it created the file.
+  b.open(path, C.O_RDWR | C.O_CREAT | C.O_EXCL, 0o644);
+  assert.equal((f.calls[2] as number[])[5], WIN32.CREATE_NEW);
 
   assert.equal(b.flock(100, C.LOCK_EX | C.LOCK_NB), 0);
   const lock = f.calls.at(-1) as unknown[];
@@ -134,6 +137,8 @@ test(`${runtimeName}: windows: errors get POSIX names, delete-pending is content
   assert.equal(fails(3), "ENOENT");
   assert.equal(fails(206), "ENAMETOOLONG");
   assert.equal(fails(123), "EINVAL");
+  assert.equal(fails(80), "EEXIST");
+  assert.equal(fails(183), "EEXIST");
   // ACCESS_DENIED: a directory, a pending delete, or really denied.
   f.attributes = WIN32.FILE_ATTRIBUTE_DIRECTORY;
   assert.equal(fails(5), "EISDIR");
