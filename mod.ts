@@ -31,6 +31,7 @@ import {
   kernelAttempt,
   kernelTimedOut,
   type LockRequest,
+  NO_KERNEL_LOCK,
   wait,
   waitBlocking,
   waitSync,
@@ -77,11 +78,21 @@ type Prepared =
   | { kernel: LockRequest; pidfile?: undefined; valid: ValidOptions }
   | { kernel?: undefined; pidfile: PidfileRequest; valid: ValidOptions };
 
+/**
+ * Paths whose filesystem refused `flock` in this process, with the backend
+ * chosen automatically: they stay in pidfile mode, so that this process never
+ * takes both kinds of lock on one path.
+ */
+const noKernelLockPaths = new Set<string>();
+
 function prepare(path: unknown, options: unknown): Prepared {
   const absolute = lockPath(path);
   const valid = lockOptions(options);
-  const { binding } = resolveBackend(valid.backend);
-  if (binding === undefined) return { pidfile: pidfileRequest(absolute, valid), valid };
+  const { binding, automatic } = resolveBackend(valid.backend);
+  if (binding === undefined) return { pidfile: pidfileRequest(absolute, valid, false), valid };
+  if (noKernelLockPaths.size > 0 && automatic && noKernelLockPaths.has(absolute)) {
+    return { pidfile: pidfileRequest(absolute, valid, true), valid };
+  }
   return {
     kernel: {
       binding,
@@ -89,18 +100,20 @@ function prepare(path: unknown, options: unknown): Prepared {
       encoded: encoded(binding, absolute),
       shared: valid.shared,
       mode: valid.mode,
+      fallback: automatic,
     },
     valid,
   };
 }
 
-function pidfileRequest(path: string, valid: ValidOptions): PidfileRequest {
+function pidfileRequest(path: string, valid: ValidOptions, noFlock: boolean): PidfileRequest {
   if (valid.shared) {
     throw new LockError({
       code: "EUNSUPPORTED",
       path,
-      detail:
-        "the pidfile backend takes exclusive locks only; a shared lock needs a kernel backend (ffi or native)",
+      detail: noFlock
+        ? "this filesystem does not support flock(2), and the pidfile backend used instead takes exclusive locks only"
+        : "the pidfile backend takes exclusive locks only; a shared lock needs a kernel backend (ffi or native)",
     });
   }
   return {
@@ -113,6 +126,12 @@ function pidfileRequest(path: string, valid: ValidOptions): PidfileRequest {
   };
 }
 
+/** The kernel attempt found no `flock` on the path's filesystem: pidfile from now on. */
+function fallBack(kernel: LockRequest, valid: ValidOptions): PidfileRequest {
+  noKernelLockPaths.add(kernel.path);
+  return pidfileRequest(kernel.path, valid, true);
+}
+
 function held(request: LockRequest, valid: ValidOptions, fd: number): Lock {
   return new KernelLock(
     request.binding,
@@ -122,6 +141,57 @@ function held(request: LockRequest, valid: ValidOptions, fd: number): Lock {
     request.shared,
     valid.removeOnRelease,
   );
+}
+
+/**
+ * The attempts of one acquire: kernel ones, until the filesystem turns out to
+ * have no `flock` (then pidfile ones, within the same deadline), or pidfile
+ * ones from the start.
+ */
+class Attempts {
+  #kernel: LockRequest | undefined;
+  #pidfile: PidfileRequest | undefined;
+  readonly #valid: ValidOptions;
+
+  constructor({ kernel, pidfile, valid }: Prepared) {
+    this.#kernel = kernel;
+    this.#pidfile = pidfile;
+    this.#valid = valid;
+  }
+
+  /** One settled attempt: the lock, or `undefined` while someone else holds it. */
+  once = (deadline: number): Lock | undefined => {
+    const kernel = this.#kernel;
+    if (kernel !== undefined) {
+      const fd = kernelAttempt(kernel, deadline);
+      if (fd === undefined) return undefined;
+      if (fd !== NO_KERNEL_LOCK) return held(kernel, this.#valid, fd);
+      this.switchToPidfile(kernel);
+    }
+    const pidfile = this.#pidfile as PidfileRequest;
+    const created = attemptPidfile(pidfile);
+    return created === undefined ? undefined : new PidfileLock(pidfile, created);
+  };
+
+  /** Waits in the kernel; `undefined` when the filesystem has no `flock` (pidfile from now on). */
+  blocking(kernel: LockRequest): Lock | undefined {
+    const fd = waitBlocking(kernel);
+    if (fd !== NO_KERNEL_LOCK) return held(kernel, this.#valid, fd);
+    this.switchToPidfile(kernel);
+    return undefined;
+  }
+
+  switchToPidfile(kernel: LockRequest): void {
+    this.#pidfile = fallBack(kernel, this.#valid);
+    this.#kernel = undefined;
+  }
+
+  timedOut = (): LockTimeoutError => {
+    const timeout = this.#valid.timeout;
+    return this.#kernel !== undefined
+      ? kernelTimedOut(this.#kernel, timeout)
+      : pidfileTimedOut(this.#pidfile as PidfileRequest, timeout);
+  };
 }
 
 /**
@@ -142,23 +212,10 @@ function held(request: LockRequest, valid: ValidOptions, fd: number): Lock {
  * ```
  */
 export async function acquire(path: string | URL, options?: LockOptions): Promise<Lock> {
-  const { kernel, pidfile, valid } = prepare(path, options);
-  if (pidfile !== undefined) {
-    const created = await wait(
-      () => attemptPidfile(pidfile),
-      valid.timeout,
-      valid.signal,
-      () => pidfileTimedOut(pidfile, valid.timeout),
-    );
-    return new PidfileLock(pidfile, created);
-  }
-  const fd = await wait(
-    (deadline) => kernelAttempt(kernel, deadline),
-    valid.timeout,
-    valid.signal,
-    () => kernelTimedOut(kernel, valid.timeout),
-  );
-  return held(kernel, valid, fd);
+  const prepared = prepare(path, options);
+  const { valid } = prepared;
+  const attempts = new Attempts(prepared);
+  return await wait(attempts.once, valid.timeout, valid.signal, attempts.timedOut);
 }
 
 /**
@@ -175,26 +232,15 @@ export async function acquire(path: string | URL, options?: LockOptions): Promis
  * ```
  */
 export function acquireSync(path: string | URL, options?: LockOptions): Lock {
-  const { kernel, pidfile, valid } = prepare(path, options);
-  if (pidfile !== undefined) {
-    const created = waitSync(
-      () => attemptPidfile(pidfile),
-      valid.timeout,
-      valid.signal,
-      () => pidfileTimedOut(pidfile, valid.timeout),
-    );
-    return new PidfileLock(pidfile, created);
-  }
+  const prepared = prepare(path, options);
+  const { kernel, valid } = prepared;
+  const attempts = new Attempts(prepared);
   // Nothing can interrupt the wait: let the kernel do it, and hand over at once.
-  const fd = valid.timeout === Infinity && valid.signal === undefined
-    ? waitBlocking(kernel)
-    : waitSync(
-      (deadline) => kernelAttempt(kernel, deadline),
-      valid.timeout,
-      valid.signal,
-      () => kernelTimedOut(kernel, valid.timeout),
-    );
-  return held(kernel, valid, fd);
+  if (kernel !== undefined && valid.timeout === Infinity && valid.signal === undefined) {
+    const lock = attempts.blocking(kernel);
+    if (lock !== undefined) return lock;
+  }
+  return waitSync(attempts.once, valid.timeout, valid.signal, attempts.timedOut);
 }
 
 /**
@@ -214,13 +260,17 @@ export function acquireSync(path: string | URL, options?: LockOptions): Lock {
  * ```
  */
 export function tryAcquire(path: string | URL, options?: LockOptions): Lock | null {
-  const { kernel, pidfile, valid } = prepare(path, options);
-  if (pidfile !== undefined) {
-    const created = attemptPidfile(pidfile);
-    return created === undefined ? null : new PidfileLock(pidfile, created);
+  const prepared = prepare(path, options);
+  const { kernel, valid } = prepared;
+  let pidfile = prepared.pidfile;
+  if (kernel !== undefined) {
+    const fd = attemptNow(kernel);
+    if (fd >= 0) return held(kernel, valid, fd);
+    if (fd !== NO_KERNEL_LOCK) return null;
+    pidfile = fallBack(kernel, valid);
   }
-  const fd = attemptNow(kernel);
-  return fd >= 0 ? held(kernel, valid, fd) : null;
+  const created = attemptPidfile(pidfile as PidfileRequest);
+  return created === undefined ? null : new PidfileLock(pidfile as PidfileRequest, created);
 }
 
 /**
@@ -292,6 +342,7 @@ export function inspect(
 ): LockStatus {
   const absolute = lockPath(path);
   const valid = lockOptions(options);
-  const pidfile = resolveBackend(valid.backend).binding === undefined;
+  const { binding, automatic } = resolveBackend(valid.backend);
+  const pidfile = binding === undefined || (automatic && noKernelLockPaths.has(absolute));
   return inspectPath(absolute, pidfile, valid.staleMs);
 }

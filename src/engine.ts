@@ -22,22 +22,36 @@ export interface LockRequest {
   readonly encoded: EncodedPath;
   readonly shared: boolean;
   readonly mode: number;
+  /**
+   * The backend was chosen automatically, so a filesystem without `flock`
+   * (`ENOLCK`/`EOPNOTSUPP`) ends the attempt with `NO_KERNEL_LOCK` for the
+   * pidfile backend to take over, instead of an error.
+   */
+  readonly fallback: boolean;
 }
 
 /**
  * Hooks for tests only: not exported from `mod.ts`. `verifyIdentity: false`
  * shows what the identity check guards against; `afterOpen` widens the window
- * between `open` and `flock` so that the race is reproducible.
+ * between `open` and `flock` so that the race is reproducible; `flockError`
+ * (an errno name) makes every `flock` fail as it does on a filesystem without
+ * flock, which no test machine here has.
  */
 export const testHooks: {
   verifyIdentity: boolean;
   afterOpen: (() => void) | undefined;
-} = { verifyIdentity: true, afterOpen: undefined };
+  flockError: string | undefined;
+} = { verifyIdentity: true, afterOpen: undefined, flockError: undefined };
 
 /** The attempt found the lock held by someone else. */
 export const BUSY = -1;
 /** We locked a file that is no longer the one at the path: try again at once. */
 export const REPLACED = -2;
+/**
+ * The filesystem has no `flock` and the request may fall back: the pidfile
+ * backend takes over. Nothing of the attempt is left behind.
+ */
+export const NO_KERNEL_LOCK = -3;
 
 /**
  * How long replaced-file retries may go on after the deadline: a replacement
@@ -70,36 +84,82 @@ function flockRetrying(binding: Binding, fd: number, operation: number): number 
   }
 }
 
+/** Whether the latest `openDescriptor` created the file (with `O_EXCL`, so nobody else did). */
+let created = false;
+
 /**
  * Opens a fresh descriptor for one attempt, `REPLACED` when the file at the
  * path is being deleted (Windows: until its last handle closes), or throws
- * the path's error.
+ * the path's error. A missing file is created with `O_EXCL`, so that
+ * `created` tells for certain whether this attempt made it: an attempt that
+ * ends without a lock must not leave behind a file it made (an empty file
+ * would hold pidfile users off for their grace period). An existing file,
+ * the usual case, still costs one `open`.
  */
 function openDescriptor(request: LockRequest): number {
   const { binding } = request;
   const c = binding.constants;
-  const fd = openRetrying(
-    request,
-    c.O_RDWR | c.O_CREAT | c.O_CLOEXEC | c.O_NOFOLLOW,
-    request.mode,
-  );
-  if (fd >= 0) return fd;
-  const errno = -fd;
-  const name = binding.errnoName(errno);
-  if (name === "EDELETEPENDING") return REPLACED;
-  if (name === "EACCES" || name === "EROFS" || name === "EPERM") {
-    // Write denied: flock works on a read-only descriptor of an existing file.
-    const readOnly = openRetrying(request, c.O_RDONLY | c.O_CLOEXEC | c.O_NOFOLLOW, 0);
-    if (readOnly >= 0) return readOnly;
-    if (binding.errnoName(-readOnly) !== "ENOENT") fail(request, -readOnly);
+  for (;;) {
+    const fd = openRetrying(request, c.O_RDWR | c.O_CLOEXEC | c.O_NOFOLLOW, 0);
+    if (fd >= 0) {
+      created = false;
+      return fd;
+    }
+    const name = binding.errnoName(-fd);
+    if (name === "ENOENT") {
+      const made = openRetrying(
+        request,
+        c.O_RDWR | c.O_CREAT | c.O_EXCL | c.O_CLOEXEC | c.O_NOFOLLOW,
+        request.mode,
+      );
+      if (made >= 0) {
+        created = true;
+        return made;
+      }
+      const madeName = binding.errnoName(-made);
+      if (madeName === "EEXIST") continue; // someone else created it just now
+      if (madeName === "EDELETEPENDING") return REPLACED;
+      fail(request, -made);
+    }
+    if (name === "EDELETEPENDING") return REPLACED;
+    if (name === "EACCES" || name === "EROFS" || name === "EPERM") {
+      // Write denied: flock works on a read-only descriptor of an existing file.
+      const readOnly = openRetrying(request, c.O_RDONLY | c.O_CLOEXEC | c.O_NOFOLLOW, 0);
+      if (readOnly >= 0) {
+        created = false;
+        return readOnly;
+      }
+      const readOnlyName = binding.errnoName(-readOnly);
+      if (readOnlyName === "ENOENT") continue; // removed in between: start over
+      if (readOnlyName === "EDELETEPENDING") return REPLACED;
+      fail(request, -readOnly);
+    }
+    fail(request, -fd);
   }
-  fail(request, errno);
 }
 
 /**
- * One attempt: a descriptor that holds the lock, `BUSY` or `REPLACED`.
- * Throws `LockError` for anything the caller must act on. Never leaks the
- * descriptor and never writes to the file.
+ * Closes an attempt's descriptor after `flock` found no lock support, first
+ * removing the file if this attempt created it: a file made with `O_EXCL` a
+ * moment ago that nobody could lock is ours alone to remove.
+ */
+function abandonUnlockable(request: LockRequest, fd: number): void {
+  const { binding } = request;
+  if (
+    created && binding.fstat(fd, ours) === 0 && binding.lstat(request.encoded, atPath) === 0 &&
+    ours[0] === atPath[0] && ours[1] === atPath[1] && ours[2] === atPath[2] &&
+    ours[3] === atPath[3]
+  ) {
+    binding.unlink(request.encoded);
+  }
+  binding.close(fd);
+}
+
+/**
+ * One attempt: a descriptor that holds the lock, `BUSY`, `REPLACED` or
+ * `NO_KERNEL_LOCK`. Throws `LockError` for anything the caller must act on.
+ * Never leaks the descriptor, never writes to the file, and removes only a
+ * file it created itself and could not lock.
  */
 export function attempt(request: LockRequest, blocking = false): number {
   const { binding } = request;
@@ -107,14 +167,25 @@ export function attempt(request: LockRequest, blocking = false): number {
   const fd = openDescriptor(request);
   if (fd === REPLACED) return REPLACED;
   testHooks.afterOpen?.();
-  const locked = flockRetrying(
-    binding,
-    fd,
-    (request.shared ? c.LOCK_SH : c.LOCK_EX) | (blocking ? 0 : c.LOCK_NB),
-  );
+  const locked = testHooks.flockError === undefined
+    ? flockRetrying(
+      binding,
+      fd,
+      (request.shared ? c.LOCK_SH : c.LOCK_EX) | (blocking ? 0 : c.LOCK_NB),
+    )
+    : -binding.errnoNumber(testHooks.flockError);
   if (locked !== 0) {
+    const name = binding.errnoName(-locked);
+    if (name === "EWOULDBLOCK") {
+      binding.close(fd);
+      return BUSY;
+    }
+    if (name === "ENOLCK" || name === "EOPNOTSUPP" || name === "ENOTSUP") {
+      abandonUnlockable(request, fd);
+      if (request.fallback) return NO_KERNEL_LOCK;
+      fail(request, -locked);
+    }
     binding.close(fd);
-    if (binding.errnoName(-locked) === "EWOULDBLOCK") return BUSY;
     fail(request, -locked);
   }
   const statResult = binding.fstat(fd, ours);
@@ -172,15 +243,18 @@ function attemptUntilSettled(request: LockRequest, deadline: number | undefined)
   }
 }
 
-/** One settled attempt, never waiting: a descriptor or `BUSY`. */
+/** One settled attempt, never waiting: a descriptor, `BUSY` or `NO_KERNEL_LOCK`. */
 export function attemptNow(request: LockRequest): number {
   return attemptUntilSettled(request, undefined);
 }
 
-/** One settled kernel attempt within `deadline`: the descriptor, or `undefined` while busy. */
+/**
+ * One settled kernel attempt within `deadline`: the descriptor,
+ * `NO_KERNEL_LOCK`, or `undefined` while busy.
+ */
 export function kernelAttempt(request: LockRequest, deadline: number): number | undefined {
   const fd = attemptUntilSettled(request, deadline);
-  return fd >= 0 ? fd : undefined;
+  return fd === BUSY ? undefined : fd;
 }
 
 /** The timeout error of a kernel wait, naming the holders where /proc/locks shows them. */
@@ -196,15 +270,16 @@ export function kernelTimedOut(request: LockRequest, timeout: number): LockTimeo
 }
 
 /**
- * Waits in the kernel (a blocking `flock`) until the lock is ours: for a
- * synchronous wait without timeout or signal, which blocks the thread anyway.
+ * Waits in the kernel (a blocking `flock`) until the lock is ours (or
+ * `NO_KERNEL_LOCK`): for a synchronous wait without timeout or signal, which
+ * blocks the thread anyway.
  * The kernel hands the lock over the moment it is released, as C's blocking
  * `flock` does, instead of the next poll noticing it.
  */
 export function waitBlocking(request: LockRequest): number {
   for (;;) {
     const result = attempt(request, true);
-    if (result >= 0) return result;
+    if (result >= 0 || result === NO_KERNEL_LOCK) return result;
   }
 }
 

@@ -18,11 +18,11 @@ const DESCRIPTIONS: Readonly<Record<string, string>> = {
   ENAMETOOLONG: "the lock path is too long",
   EROFS: "the lock file is on a read-only filesystem and does not exist",
   ENOLCK:
-    'this filesystem does not support flock(2) locks; use the pidfile backend (backend: "pidfile")',
+    'this filesystem does not support flock(2) locks; use the pidfile backend (backend: "pidfile"), which the automatic choice falls back to',
   EOPNOTSUPP:
-    'this filesystem does not support flock(2) locks; use the pidfile backend (backend: "pidfile")',
+    'this filesystem does not support flock(2) locks; use the pidfile backend (backend: "pidfile"), which the automatic choice falls back to',
   ENOTSUP:
-    'this filesystem does not support flock(2) locks; use the pidfile backend (backend: "pidfile")',
+    'this filesystem does not support flock(2) locks; use the pidfile backend (backend: "pidfile"), which the automatic choice falls back to',
   EMFILE: "too many open files in this process",
   ENFILE: "too many open files in the system",
   ENOSPC: "no space left to create the lock file",

@@ -21,6 +21,11 @@ import type { BackendRequest, ProbeResult } from "./types.ts";
 export interface ResolvedBackend {
   readonly result: ProbeResult;
   readonly binding: Binding | undefined;
+  /**
+   * Chosen by `"auto"`, not asked for: a path on a filesystem without `flock`
+   * may fall back to pidfile. An explicit request never falls back.
+   */
+  readonly automatic: boolean;
 }
 
 const FFI_BACKEND: Record<typeof runtime, BackendName> = {
@@ -44,10 +49,12 @@ function resolved(
   backend: BackendName,
   reason: string,
   binding: Binding | undefined,
+  automatic = false,
 ): ResolvedBackend {
   return {
     result: { runtime, os, backend, degraded: backend === "pidfile", reason },
     binding,
+    automatic,
   };
 }
 
@@ -97,6 +104,7 @@ function resolveUncached(request: BackendRequest): ResolvedBackend {
       ffi.binding.backend,
       `${ffi.reason}; this is the fastest lock here.`,
       ffi.binding,
+      true,
     );
   }
   const native = nativeBinding();
@@ -105,12 +113,14 @@ function resolveUncached(request: BackendRequest): ResolvedBackend {
       "deno-native",
       `${ffi.reason}, so ${native.reason}; run with --allow-ffi to use ${FFI_BACKEND[runtime]}.`,
       native.binding,
+      true,
     );
   }
   return resolved(
     "pidfile",
     `${ffi.reason}, and no other kernel lock exists in ${runtime}: falling back to pidfile, ${PIDFILE_LIMITS}${limits()}.`,
     undefined,
+    true,
   );
 }
 

@@ -1,5 +1,8 @@
 // Increments a counter file N times, under the lock unless told not to.
-// argv: lockPath counterPath iterations lock|nolock [remove] [noidentity] [slowopen] [pidfile] [go=<file>]
+// argv: lockPath counterPath iterations lock|nolock [remove] [noidentity] [slowopen] [pidfile]
+//       [noflock=<errno>] [go=<file>]
+// noflock makes every flock fail with that errno, as on a filesystem without
+// flock: the automatic backend must fall back to pidfile.
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { acquire, acquireSync } from "../../mod.ts";
 import { testHooks } from "../../src/engine.ts";
@@ -12,6 +15,14 @@ const backend = flags.includes("pidfile") ? "pidfile" as const : undefined;
 const pause = new Int32Array(new SharedArrayBuffer(4));
 if (flags.includes("noidentity")) testHooks.verifyIdentity = false;
 if (flags.includes("slowopen")) testHooks.afterOpen = () => Atomics.wait(pause, 0, 0, 1);
+const noFlock = flags.find((flag) => flag.startsWith("noflock="))?.slice(8);
+if (noFlock !== undefined) testHooks.flockError = noFlock;
+
+function check(lock: { backend: string }): void {
+  if (noFlock !== undefined && lock.backend !== "pidfile") {
+    throw new Error(`expected the pidfile fallback, got ${lock.backend}`);
+  }
+}
 
 // Start together with the other workers (tests/helpers.ts runTogether); an
 // argument, not the environment, which Deno may not read.
@@ -32,10 +43,12 @@ for (let i = 0; i < iterations; i++) {
     increment();
   } else if (i % 2 === 0) {
     const lock = await acquire(lockPath, { removeOnRelease, backend });
+    check(lock);
     increment();
     await lock.release();
   } else {
-    using _lock = acquireSync(lockPath, { removeOnRelease, backend });
+    using lock = acquireSync(lockPath, { removeOnRelease, backend });
+    check(lock);
     increment();
   }
 }

@@ -1,0 +1,197 @@
+// A filesystem without flock (ENOLCK / EOPNOTSUPP): the automatic backend falls
+// back to pidfile for that path, an explicit one fails with a clear error. No
+// machine here has such a filesystem, so `testHooks.flockError` makes flock
+// fail the way it does there; everything else is real.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { existsSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import {
+  acquire,
+  acquireSync,
+  inspect,
+  LockError,
+  LockTimeoutError,
+  probe,
+  tryAcquire,
+} from "../mod.ts";
+import { testHooks } from "../src/engine.ts";
+import { command, FLAVOURS, runtimeName, runTogether, tempDir } from "./helpers.ts";
+
+function withoutFlock(
+  errno: string,
+  fn: (dir: string) => Promise<void> | void,
+): () => Promise<void> {
+  return async () => {
+    const dir = tempDir();
+    testHooks.flockError = errno;
+    try {
+      await fn(dir);
+    } finally {
+      testHooks.flockError = undefined;
+      rmSync(dir, { recursive: true, force: true });
+    }
+  };
+}
+
+const kernelBackend = probe().backend;
+
+for (const errno of ["ENOLCK", "EOPNOTSUPP"]) {
+  test(
+    `${runtimeName}: no flock (${errno}): an explicit kernel backend fails clearly and leaves no file`,
+    withoutFlock(errno, (dir) => {
+      const path = join(dir, "explicit.lock");
+      assert.throws(
+        () => tryAcquire(path, { backend: "ffi" }),
+        (e) =>
+          e instanceof LockError && e.code === errno && e.path === path &&
+          /does not support flock\(2\).*backend: "pidfile"/.test(e.message),
+      );
+      // The attempt created the file and could not lock it: it removed it again.
+      assert.ok(!existsSync(path));
+      // A file that was there before is not ours to remove.
+      writeFileSync(path, "data");
+      assert.throws(() => tryAcquire(path, { backend: "ffi" }), LockError);
+      assert.equal(readFileSync(path, "utf8"), "data");
+    }),
+  );
+
+  test(
+    `${runtimeName}: no flock (${errno}): the automatic backend falls back to pidfile`,
+    withoutFlock(errno, async (dir) => {
+      const path = join(dir, "auto.lock");
+      const lock = tryAcquire(path);
+      assert.ok(lock !== null, "a missing lock file is taken at once, no grace period");
+      assert.equal(lock.backend, "pidfile");
+      const record = JSON.parse(readFileSync(path, "utf8"));
+      assert.equal(record.pid, process.pid);
+      assert.equal(record.backend, "pidfile");
+      assert.equal(tryAcquire(path), null, "held");
+      const status = inspect(path);
+      assert.equal(status.state, "held");
+      assert.equal(status.holders[0]?.pid, process.pid);
+      assert.equal(status.holders[0]?.backend, "pidfile");
+      await assert.rejects(
+        acquire(path, { timeout: 100 }),
+        (e) => e instanceof LockTimeoutError && e.message.includes(`pid ${process.pid}`),
+      );
+      lock.releaseSync();
+      assert.ok(!existsSync(path), "released: the record is gone");
+    }),
+  );
+}
+
+test(
+  `${runtimeName}: no flock: a path that fell back stays pidfile in this process; others do not`,
+  withoutFlock("ENOLCK", async (dir) => {
+    const path = join(dir, "sticky.lock");
+    (await acquire(path)).releaseSync();
+    testHooks.flockError = undefined; // flock works again
+    const again = await acquire(path);
+    assert.equal(again.backend, "pidfile", "no mixing of lock kinds on one path");
+    again.releaseSync();
+    const other = await acquire(join(dir, "other.lock"));
+    assert.equal(other.backend, kernelBackend);
+    other.releaseSync();
+  }),
+);
+
+test(
+  `${runtimeName}: no flock: acquireSync without timeout (the kernel-blocking path) falls back`,
+  withoutFlock("EOPNOTSUPP", (dir) => {
+    const path = join(dir, "blocking.lock");
+    const lock = acquireSync(path);
+    assert.equal(lock.backend, "pidfile");
+    lock.releaseSync();
+    assert.ok(!existsSync(path));
+  }),
+);
+
+test(
+  `${runtimeName}: no flock: an old empty lock file left by a kernel user is reclaimed`,
+  withoutFlock("ENOLCK", async (dir) => {
+    const path = join(dir, "old.lock");
+    writeFileSync(path, "");
+    const old = new Date(Date.now() - 60_000);
+    utimesSync(path, old, old);
+    const lock = await acquire(path, { timeout: 1000 });
+    assert.equal(lock.backend, "pidfile");
+    assert.equal(JSON.parse(readFileSync(path, "utf8")).pid, process.pid);
+    lock.releaseSync();
+  }),
+);
+
+test(
+  `${runtimeName}: no flock: control: a fresh empty file someone else made is waited out, not removed`,
+  withoutFlock("ENOLCK", (dir) => {
+    // The file may be a pidfile writer's between create and write: this is
+    // why an attempt must remove the file it created itself.
+    const path = join(dir, "fresh.lock");
+    writeFileSync(path, "");
+    const before = statSync(path).ino;
+    assert.equal(tryAcquire(path), null);
+    assert.equal(statSync(path).ino, before);
+    assert.equal(readFileSync(path, "utf8"), "");
+  }),
+);
+
+test(
+  `${runtimeName}: no flock: a shared lock is refused, naming the filesystem`,
+  withoutFlock("ENOLCK", (dir) => {
+    const path = join(dir, "shared.lock");
+    assert.throws(
+      () => tryAcquire(path, { shared: true }),
+      (e) =>
+        e instanceof LockError && e.code === "EUNSUPPORTED" &&
+        /does not support flock\(2\).*exclusive locks only/.test(e.message),
+    );
+    assert.ok(!existsSync(path));
+  }),
+);
+
+const N = 30;
+
+async function counter(dir: string, mode: "lock" | "nolock"): Promise<number> {
+  const lock = join(dir, "c.lock");
+  const count = join(dir, "counter");
+  writeFileSync(count, "0");
+  await runTogether(
+    FLAVOURS.map((flavour, i) =>
+      command(flavour, "counter.ts", [
+        lock,
+        count,
+        String(N),
+        mode,
+        `noflock=${i % 2 === 0 ? "ENOLCK" : "EOPNOTSUPP"}`,
+      ])
+    ),
+    dir,
+  );
+  assert.ok(!existsSync(lock), "the last holder removed the record");
+  return Number(readFileSync(count, "utf8"));
+}
+
+test(
+  `${runtimeName}: no flock: counter across ${FLAVOURS.join(", ")} falling back is exact`,
+  async () => {
+    const dir = tempDir();
+    try {
+      assert.equal(await counter(dir, "lock"), N * FLAVOURS.length);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  },
+);
+
+test(
+  `${runtimeName}: no flock: control: the same counter without the lock loses updates`,
+  async () => {
+    const dir = tempDir();
+    try {
+      const total = await counter(dir, "nolock");
+      assert.notEqual(total, N * FLAVOURS.length, `expected lost updates, got ${total}`);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  },
+);
