@@ -41,6 +41,11 @@ export function newIdentity(): FileIdentity {
   return new Uint32Array(5);
 }
 
+/** Whether two identities name the same file (device and inode; the kind is not compared). */
+export function sameFile(a: FileIdentity, b: FileIdentity): boolean {
+  return a[0] === b[0] && a[1] === b[1] && a[2] === b[2] && a[3] === b[3];
+}
+
 /** Constants the state machine passes through to the binding. */
 export interface OpenConstants {
   readonly O_RDONLY: number;

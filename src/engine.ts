@@ -7,7 +7,7 @@
  */
 
 import type { Binding, EncodedPath } from "../ffi/types.ts";
-import { KIND_DIRECTORY, KIND_FILE, KIND_SYMLINK, newIdentity } from "../ffi/types.ts";
+import { KIND_DIRECTORY, KIND_FILE, KIND_SYMLINK, newIdentity, sameFile } from "../ffi/types.ts";
 import { LockError, LockTimeoutError } from "./errors.ts";
 import { Backoff, sleep, sleepSync } from "./backoff.ts";
 import { describeHolders } from "./holder.ts";
@@ -147,8 +147,7 @@ function abandonUnlockable(request: LockRequest, fd: number): void {
   const { binding } = request;
   if (
     created && binding.fstat(fd, ours) === 0 && binding.lstat(request.encoded, atPath) === 0 &&
-    ours[0] === atPath[0] && ours[1] === atPath[1] && ours[2] === atPath[2] &&
-    ours[3] === atPath[3]
+    sameFile(ours, atPath)
   ) {
     binding.unlink(request.encoded);
   }
@@ -216,10 +215,7 @@ export function attempt(request: LockRequest, blocking = false): number {
     if (name === "ENOENT" || name === "EDELETEPENDING") return REPLACED;
     fail(request, -pathResult);
   }
-  if (
-    ours[0] !== atPath[0] || ours[1] !== atPath[1] || ours[2] !== atPath[2] ||
-    ours[3] !== atPath[3]
-  ) {
+  if (!sameFile(ours, atPath)) {
     binding.close(fd);
     if (atPath[4] === KIND_SYMLINK) fail(request, binding.errnoNumber("ELOOP"));
     return REPLACED;

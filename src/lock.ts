@@ -6,7 +6,7 @@
  */
 
 import type { BackendName, Binding, EncodedPath } from "../ffi/types.ts";
-import { newIdentity } from "../ffi/types.ts";
+import { newIdentity, sameFile } from "../ffi/types.ts";
 import { LockError } from "./errors.ts";
 import type { Lock } from "./types.ts";
 
@@ -78,12 +78,7 @@ export class KernelLock implements Lock {
   #unlinkIfOurs(fd: number): number {
     const binding = this.#binding;
     if (binding.fstat(fd, ours) !== 0 || binding.lstat(this.#encoded, atPath) !== 0) return 0;
-    if (
-      ours[0] !== atPath[0] || ours[1] !== atPath[1] || ours[2] !== atPath[2] ||
-      ours[3] !== atPath[3]
-    ) {
-      return 0;
-    }
+    if (!sameFile(ours, atPath)) return 0;
     const result = binding.unlink(this.#encoded);
     return result === 0 || binding.errnoName(-result) === "ENOENT" ? 0 : -result;
   }
