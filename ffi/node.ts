@@ -10,7 +10,13 @@
 import koffi from "koffi";
 import type { Binding } from "./types.ts";
 import type { PosixTable } from "./tables.ts";
-import { loadFirst, openPadding, posixBinding, type RawLibc } from "./posix_common.ts";
+import {
+  loadFirst,
+  openPadding,
+  optionalProcessInfo,
+  posixBinding,
+  type RawLibc,
+} from "./posix_common.ts";
 import { type RawKernel32, windowsBinding } from "./windows.ts";
 
 /**
@@ -38,7 +44,24 @@ export function createNodeBinding(table: PosixTable): Binding {
       close: fn("close", ["int"]),
     } as unknown as RawLibc;
   });
-  return posixBinding("node-koffi", table, raw, statVersion, () => koffi.errno() as number);
+  const processInfo = optionalProcessInfo(
+    table,
+    (library) =>
+      koffi.load(library).func("proc_pidinfo", "int", [
+        "int",
+        "int",
+        "uint64_t",
+        "void *",
+        "int",
+      ]) as RawLibc["proc_pidinfo"],
+  );
+  return posixBinding(
+    "node-koffi",
+    table,
+    { ...raw, proc_pidinfo: processInfo },
+    statVersion,
+    () => koffi.errno() as number,
+  );
 }
 
 /**

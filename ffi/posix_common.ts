@@ -6,7 +6,13 @@
  */
 
 import type { BackendName, Binding, EncodedPath, FileIdentity } from "./types.ts";
-import { errnoNames, type PosixTable, readStat, type StatSymbols } from "./tables.ts";
+import {
+  errnoNames,
+  type PosixTable,
+  readStat,
+  startTokenFromProcessInfo,
+  type StatSymbols,
+} from "./tables.ts";
 
 const encoder = new TextEncoder();
 
@@ -33,6 +39,26 @@ export function errnoLookup(table: PosixTable): ErrnoLookup {
   };
 }
 
+/**
+ * Binds an optional symbol with `bind` (macOS's `proc_pidinfo`) where the
+ * table has a use for it. A failure only loses what it was for (the start
+ * token), never the lock binding itself.
+ */
+export function optionalProcessInfo(
+  table: PosixTable,
+  bind: (library: string) => RawLibc["proc_pidinfo"],
+): RawLibc["proc_pidinfo"] {
+  if (table.processInfo === undefined) return undefined;
+  for (const library of table.libraries) {
+    try {
+      return bind(library);
+    } catch {
+      // the next library, or no start token
+    }
+  }
+  return undefined;
+}
+
 /** The dummy register arguments that put `open`'s mode where `va_arg` reads it. */
 export function openPadding(table: PosixTable): number[] {
   return new Array<number>(table.openModePadding).fill(0);
@@ -46,6 +72,14 @@ export interface RawLibc {
   lstat(...args: unknown[]): number;
   unlink(path: EncodedPath): number;
   close(fd: number): number;
+  /** macOS only, and only where it could be bound: `proc_pidinfo`. */
+  proc_pidinfo?(
+    pid: number,
+    flavor: number,
+    arg: number,
+    buffer: Uint8Array,
+    size: number,
+  ): number;
 }
 
 /**
@@ -107,6 +141,26 @@ export function posixBinding(
     },
     close(fd: number): number {
       return rawClose(fd) === 0 ? 0 : -readErrno();
+    },
+    ...processStartTime(table, raw),
+  };
+}
+
+/** `processStartTime` where the OS has a binding for it (macOS), else nothing. */
+function processStartTime(
+  table: PosixTable,
+  raw: RawLibc,
+): Pick<Binding, "processStartTime"> {
+  const layout = table.processInfo;
+  const rawInfo = raw.proc_pidinfo;
+  if (layout === undefined || rawInfo === undefined) return {};
+  const info = new Uint8Array(layout.size);
+  const view = new DataView(info.buffer);
+  return {
+    processStartTime(pid: number): string | undefined {
+      info.fill(0);
+      const written = rawInfo(pid, layout.flavor, 0, info, layout.size);
+      return startTokenFromProcessInfo(layout, view, written, pid, Date.now());
     },
   };
 }

@@ -53,6 +53,75 @@ export interface PosixTable {
   readonly constants: OpenConstants;
   /** errno name -> number. */
   readonly errno: Readonly<Record<string, number>>;
+  /** Where a process's start time comes from, on an OS without /proc (macOS). */
+  readonly processInfo?: ProcessInfoLayout;
+}
+
+/**
+ * macOS's `proc_pidinfo(pid, flavor, 0, buffer, size)` with flavor
+ * `PROC_PIDTBSDINFO`: the offsets in `struct proc_bsdinfo` (sys/proc_info.h)
+ * of the fields the start token is checked and made from.
+ */
+export interface ProcessInfoLayout {
+  readonly flavor: number;
+  /** `sizeof(struct proc_bsdinfo)`, which the call returns when it filled the struct. */
+  readonly size: number;
+  /** `pbi_pid` (uint32). */
+  readonly pidOffset: number;
+  /** `pbi_start_tvsec` (uint64). */
+  readonly startSecondsOffset: number;
+  /** `pbi_start_tvusec` (uint64). */
+  readonly startMicrosecondsOffset: number;
+}
+
+/**
+ * `struct proc_bsdinfo`: twelve 32-bit fields (48 bytes), `pbi_comm[16]`,
+ * `pbi_name[32]`, six more 32-bit fields (to 120), then the two 64-bit start
+ * time fields; the same on Intel and Apple silicon.
+ */
+export const DARWIN_PROC_BSDINFO: ProcessInfoLayout = {
+  flavor: 3,
+  size: 136,
+  pidOffset: 12,
+  startSecondsOffset: 120,
+  startMicrosecondsOffset: 128,
+};
+
+/** 2000-01-01: no process running now started before it. */
+const EARLIEST_START_SECONDS = 946_684_800;
+
+/**
+ * The start token in a `proc_bsdinfo` that `proc_pidinfo` filled (`written`
+ * bytes), or `undefined` unless the answer is self-consistent: the whole
+ * struct was written, it names `pid`, and the start time is a plausible wall
+ * clock time. A layout mistake so gives no token (the holder is judged by
+ * signal 0 alone) rather than one that changes and makes a live holder look
+ * stale.
+ *
+ * @example
+ * ```ts
+ * import { DARWIN_PROC_BSDINFO, startTokenFromProcessInfo } from "./tables.ts";
+ * const view = new DataView(new ArrayBuffer(DARWIN_PROC_BSDINFO.size));
+ * startTokenFromProcessInfo(DARWIN_PROC_BSDINFO, view, 0, 42, Date.now()); // undefined
+ * ```
+ */
+export function startTokenFromProcessInfo(
+  layout: ProcessInfoLayout,
+  view: DataView,
+  written: number,
+  pid: number,
+  nowMs: number,
+): string | undefined {
+  if (written !== layout.size || view.getUint32(layout.pidOffset, true) !== pid) return undefined;
+  const seconds = Number(view.getBigUint64(layout.startSecondsOffset, true));
+  const microseconds = Number(view.getBigUint64(layout.startMicrosecondsOffset, true));
+  if (
+    seconds < EARLIEST_START_SECONDS || seconds * 1000 > nowMs + 86_400_000 ||
+    microseconds >= 1_000_000
+  ) {
+    return undefined;
+  }
+  return `mac:${seconds}.${String(microseconds).padStart(6, "0")}`;
 }
 
 const LOCK = { LOCK_SH: 1, LOCK_EX: 2, LOCK_NB: 4, LOCK_UN: 8 } as const;
@@ -224,6 +293,7 @@ export const DARWIN_X86_64: PosixTable = {
   openModePadding: 0,
   constants: DARWIN_CONSTANTS,
   errno: DARWIN_ERRNO,
+  processInfo: DARWIN_PROC_BSDINFO,
 };
 
 /** macOS on Apple silicon: variadic arguments go on the stack. */
@@ -237,6 +307,7 @@ export const DARWIN_AARCH64: PosixTable = {
   openModePadding: 6,
   constants: DARWIN_CONSTANTS,
   errno: DARWIN_ERRNO,
+  processInfo: DARWIN_PROC_BSDINFO,
 };
 
 /**

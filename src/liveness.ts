@@ -74,7 +74,7 @@ export function processState(pid: number): ProcessState {
   };
 }
 
-/** The process's creation time through the FFI binding, where the OS has no /proc (Windows). */
+/** The process's creation time through the FFI binding, where the OS has no /proc (Windows, macOS). */
 function bindingToken(pid: number): string | undefined {
   return ffiBinding().binding?.processStartTime?.(pid);
 }
@@ -92,8 +92,8 @@ export function ownStartToken(): { token: string | undefined; note: string | und
       token: undefined,
       note: os === "linux"
         ? "no start token: /proc is not readable here"
-        : os === "windows"
-        ? "no start token: reading a process creation time on windows needs the FFI backend"
+        : os === "windows" || os === "darwin"
+        ? `no start token: reading a process start time on ${os} needs the FFI backend`
         : `no start token: reading a process start time on ${os} is not implemented`,
     };
   }
