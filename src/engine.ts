@@ -12,6 +12,7 @@ import { LockError, LockTimeoutError } from "./errors.ts";
 import { Backoff, sleep, sleepSync } from "./backoff.ts";
 import { describeHolders } from "./holder.ts";
 import { kernelHolders } from "./inspect.ts";
+import { MALFORMED_GRACE_MS } from "./pidfile.ts";
 
 /** Everything one acquire needs, resolved once before the first attempt. */
 export interface LockRequest {
@@ -86,6 +87,16 @@ function flockRetrying(binding: Binding, fd: number, operation: number): number 
 
 /** Whether the latest `openDescriptor` created the file (with `O_EXCL`, so nobody else did). */
 let created = false;
+/** When it was about to create it (`performance.now()`), read only on that path. */
+let createdAt = 0;
+
+/**
+ * How long after creating a lock file an attempt that could not lock it may
+ * still remove it: well inside the grace that pidfile users give an empty
+ * file, so that none of them can have reclaimed it and put their own record
+ * at the path in the meantime.
+ */
+const REMOVE_CREATED_WITHIN_MS = MALFORMED_GRACE_MS / 4;
 
 /**
  * Opens a fresh descriptor for one attempt, `REPLACED` when the file at the
@@ -107,6 +118,7 @@ function openDescriptor(request: LockRequest): number {
     }
     const name = binding.errnoName(-fd);
     if (name === "ENOENT") {
+      createdAt = performance.now();
       const made = openRetrying(
         request,
         c.O_RDWR | c.O_CREAT | c.O_EXCL | c.O_CLOEXEC | c.O_NOFOLLOW,
@@ -130,35 +142,42 @@ function openDescriptor(request: LockRequest): number {
         return readOnly;
       }
       const readOnlyName = binding.errnoName(-readOnly);
-      if (readOnlyName === "ENOENT") continue; // removed in between: start over
       if (readOnlyName === "EDELETEPENDING") return REPLACED;
-      fail(request, -readOnly);
+      // Missing after all (Deno refuses a write open it has no permission for
+      // before looking at the file): the write refusal is the error to report.
+      fail(request, readOnlyName === "ENOENT" ? -fd : -readOnly);
     }
     fail(request, -fd);
   }
 }
 
 /**
- * Closes an attempt's descriptor after `flock` found no lock support, first
- * removing the file if this attempt created it: a file made with `O_EXCL` a
- * moment ago that nobody could lock is ours alone to remove.
+ * Closes an attempt's descriptor after `flock` found no lock support. When the
+ * pidfile backend takes over and this attempt created the file, the file is
+ * removed too: made with `O_EXCL` a moment ago and never lockable, it is ours
+ * alone, and left behind it would hold pidfile users off for their grace
+ * period. Closed first, because Windows deletes a file only when its last
+ * handle closes; and only while it is young enough that no pidfile user can
+ * have reclaimed it and replaced it with their own.
  */
 function abandonUnlockable(request: LockRequest, fd: number): void {
   const { binding } = request;
+  const remove = created && request.fallback && binding.fstat(fd, ours) === 0;
+  binding.close(fd);
   if (
-    created && binding.fstat(fd, ours) === 0 && binding.lstat(request.encoded, atPath) === 0 &&
-    sameFile(ours, atPath)
+    remove && binding.lstat(request.encoded, atPath) === 0 && sameFile(ours, atPath) &&
+    performance.now() - createdAt < REMOVE_CREATED_WITHIN_MS
   ) {
     binding.unlink(request.encoded);
   }
-  binding.close(fd);
 }
 
 /**
  * One attempt: a descriptor that holds the lock, `BUSY`, `REPLACED` or
  * `NO_KERNEL_LOCK`. Throws `LockError` for anything the caller must act on.
  * Never leaks the descriptor, never writes to the file, and removes only a
- * file it created itself and could not lock.
+ * file it created itself a moment ago and could not lock, when the pidfile
+ * backend takes over.
  */
 export function attempt(request: LockRequest, blocking = false): number {
   const { binding } = request;

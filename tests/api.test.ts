@@ -12,7 +12,16 @@ import {
   tryAcquire,
   withLock,
 } from "../mod.ts";
-import { openDescriptors, runtimeName, tempDir } from "./helpers.ts";
+import {
+  bin,
+  finish,
+  openDescriptors,
+  repoRoot,
+  runtimeName,
+  start,
+  tempDir,
+  workers,
+} from "./helpers.ts";
 
 function inTemp(fn: (dir: string) => Promise<void> | void): () => Promise<void> {
   return async () => {
@@ -299,3 +308,28 @@ if (runtimeName !== "deno") {
     }),
   );
 }
+
+test(
+  `${runtimeName}: Deno without write permission: a missing lock file is EACCES, not a spin`,
+  async () => {
+    // Deno refuses the read-write open before looking at the file, and the
+    // read-only open then finds nothing: the refusal is the answer.
+    const dir = tempDir();
+    const child = start([
+      bin("deno"),
+      "run",
+      `--allow-read=${repoRoot},${dir}`,
+      join(workers, "try_once.ts"),
+      join(dir, "missing.lock"),
+    ]);
+    const watchdog = setTimeout(() => child.kill("SIGKILL"), 30_000);
+    try {
+      const result = await finish(child);
+      assert.equal(result.signal, null, "it ended by itself");
+      assert.equal(result.stdout.trim(), "EACCES");
+    } finally {
+      clearTimeout(watchdog);
+      rmSync(dir, { recursive: true, force: true });
+    }
+  },
+);

@@ -38,21 +38,22 @@ const kernelBackend = probe().backend;
 
 for (const errno of ["ENOLCK", "EOPNOTSUPP"]) {
   test(
-    `${runtimeName}: no flock (${errno}): an explicit kernel backend fails clearly and leaves no file`,
+    `${runtimeName}: no flock (${errno}): an explicit kernel backend fails clearly and removes nothing`,
     withoutFlock(errno, (dir) => {
       const path = join(dir, "explicit.lock");
+      writeFileSync(path, "data");
       assert.throws(
         () => tryAcquire(path, { backend: "ffi" }),
         (e) =>
           e instanceof LockError && e.code === errno && e.path === path &&
           /does not support flock\(2\).*backend: "pidfile"/.test(e.message),
       );
-      // The attempt created the file and could not lock it: it removed it again.
-      assert.ok(!existsSync(path));
-      // A file that was there before is not ours to remove.
-      writeFileSync(path, "data");
-      assert.throws(() => tryAcquire(path, { backend: "ffi" }), LockError);
       assert.equal(readFileSync(path, "utf8"), "data");
+      // Even a file the attempt created stays: only a fallback may remove it,
+      // and only while no one else can have taken the path.
+      const created = join(dir, "created.lock");
+      assert.throws(() => tryAcquire(created, { backend: "ffi" }), LockError);
+      assert.equal(readFileSync(created, "utf8"), "");
     }),
   );
 
@@ -132,6 +133,25 @@ test(
     assert.equal(tryAcquire(path), null);
     assert.equal(statSync(path).ino, before);
     assert.equal(readFileSync(path, "utf8"), "");
+  }),
+);
+
+test(
+  `${runtimeName}: no flock: a file created longer ago than the removal window is left alone`,
+  withoutFlock("ENOLCK", (dir) => {
+    // A pause between creating the file and finding flock missing: by then a
+    // pidfile user may have reclaimed it and put its record there.
+    const path = join(dir, "slow.lock");
+    testHooks.afterOpen = () => {
+      const until = performance.now() + 600;
+      while (performance.now() < until) { /* a stalled process */ }
+    };
+    try {
+      assert.equal(tryAcquire(path), null, "the young empty file is waited out");
+      assert.equal(readFileSync(path, "utf8"), "");
+    } finally {
+      testHooks.afterOpen = undefined;
+    }
   }),
 );
 

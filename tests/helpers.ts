@@ -7,7 +7,8 @@ import { fileURLToPath } from "node:url";
 
 export const repoRoot: string = fileURLToPath(new URL("..", import.meta.url));
 export const workers: string = join(repoRoot, "tests", "workers");
-const bin = (name: string) => join(repoRoot, "node_modules", ".bin", name);
+/** A runtime binary installed by npm. */
+export const bin = (name: string): string => join(repoRoot, "node_modules", ".bin", name);
 
 const scope = globalThis as { Deno?: unknown; Bun?: unknown };
 export const runtimeName: string = scope.Deno ? "deno" : scope.Bun ? "bun" : "node";
