@@ -28,6 +28,7 @@ import { lockOptions, lockPath, type ValidOptions } from "./src/options.ts";
 import { resolveBackend } from "./src/probe.ts";
 import {
   attemptNow,
+  heldByKernelUser,
   kernelAttempt,
   kernelTimedOut,
   type LockRequest,
@@ -90,20 +91,18 @@ function prepare(path: unknown, options: unknown): Prepared {
   const valid = lockOptions(options);
   const { binding, automatic } = resolveBackend(valid.backend);
   if (binding === undefined) return { pidfile: pidfileRequest(absolute, valid, false), valid };
-  if (noKernelLockPaths.size > 0 && automatic && noKernelLockPaths.has(absolute)) {
-    return { pidfile: pidfileRequest(absolute, valid, true), valid };
-  }
-  return {
-    kernel: {
-      binding,
-      path: absolute,
-      encoded: encoded(binding, absolute),
-      shared: valid.shared,
-      mode: valid.mode,
-      fallback: automatic,
-    },
-    valid,
+  const kernel: LockRequest = {
+    binding,
+    path: absolute,
+    encoded: encoded(binding, absolute),
+    shared: valid.shared,
+    mode: valid.mode,
+    fallback: automatic,
   };
+  if (noKernelLockPaths.size > 0 && automatic && noKernelLockPaths.has(absolute)) {
+    return { pidfile: withKernelCheck(pidfileRequest(absolute, valid, true), kernel), valid };
+  }
+  return { kernel, valid };
 }
 
 function pidfileRequest(path: string, valid: ValidOptions, noFlock: boolean): PidfileRequest {
@@ -129,7 +128,12 @@ function pidfileRequest(path: string, valid: ValidOptions, noFlock: boolean): Pi
 /** The kernel attempt found no `flock` on the path's filesystem: pidfile from now on. */
 function fallBack(kernel: LockRequest, valid: ValidOptions): PidfileRequest {
   noKernelLockPaths.add(kernel.path);
-  return pidfileRequest(kernel.path, valid, true);
+  return withKernelCheck(pidfileRequest(kernel.path, valid, true), kernel);
+}
+
+/** A pidfile request on a path kernel users may share: it never removes a file they hold. */
+function withKernelCheck(pidfile: PidfileRequest, kernel: LockRequest): PidfileRequest {
+  return { ...pidfile, heldByKernelUser: () => heldByKernelUser(kernel) };
 }
 
 function held(request: LockRequest, valid: ValidOptions, fd: number): Lock {

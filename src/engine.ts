@@ -243,6 +243,26 @@ export function attempt(request: LockRequest, blocking = false): number {
 }
 
 /**
+ * Whether a kernel lock user holds the file at the path right now: a
+ * non-blocking exclusive `flock` on a fresh descriptor, let go at once;
+ * `false` where that cannot tell (no file, no `flock`). The pidfile backend
+ * that took over from a kernel one asks this before it removes a file it
+ * judged stale, so that a flock that failed for a moment here cannot make it
+ * delete the file a kernel user is holding.
+ */
+export function heldByKernelUser(request: LockRequest): boolean {
+  const { binding } = request;
+  const c = binding.constants;
+  let fd = openRetrying(request, c.O_RDWR | c.O_CLOEXEC | c.O_NOFOLLOW, 0);
+  if (fd < 0) fd = openRetrying(request, c.O_RDONLY | c.O_CLOEXEC | c.O_NOFOLLOW, 0);
+  if (fd < 0) return false;
+  const locked = flockRetrying(binding, fd, c.LOCK_EX | c.LOCK_NB);
+  if (locked === 0) binding.flock(fd, c.LOCK_UN);
+  binding.close(fd);
+  return locked !== 0 && binding.errnoName(-locked) === "EWOULDBLOCK";
+}
+
+/**
  * Attempts until held or busy: a replaced file is retried at once. `deadline`
  * `undefined` means now. The clock is read only once a file was replaced.
  */

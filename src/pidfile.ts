@@ -61,6 +61,12 @@ export interface PidfileRequest {
   readonly mode: number;
   readonly staleMs: number;
   readonly onCompromised: ((error: LockError) => void) | undefined;
+  /**
+   * Set when this backend took over from a kernel one (a filesystem without
+   * `flock`): whether a kernel lock user holds the file, asked before a stale
+   * file is removed.
+   */
+  readonly heldByKernelUser?: () => boolean;
   /** The holder met by the latest busy attempt, for the timeout message. */
   lastHolder: LockHolder | undefined;
   /** Why the latest busy attempt left the lock alone. */
@@ -338,6 +344,12 @@ export function attemptPidfile(request: PidfileRequest): Created | undefined {
     request.lastHolder = verdict.holder;
     request.lastReason = verdict.reason;
     if (!verdict.stale) return undefined;
+    if (request.heldByKernelUser?.()) {
+      request.lastHolder = undefined;
+      request.lastReason =
+        "a flock(2) user holds the file, so it is not a stale record; use one kind of lock on this path";
+      return undefined;
+    }
     pidfileTestHooks.beforeReclaim?.();
     if (pidfileTestHooks.naiveReclaim) {
       removeFile(path);

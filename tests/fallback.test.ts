@@ -137,6 +137,36 @@ test(
 );
 
 test(
+  `${runtimeName}: no flock here for a moment: the fallback leaves a file a kernel user holds alone`,
+  async () => {
+    const dir = tempDir();
+    const path = join(dir, "held.lock");
+    const holder = tryAcquire(path); // a kernel lock, while flock works
+    assert.ok(holder !== null && holder.backend === kernelBackend);
+    const old = new Date(Date.now() - 60_000);
+    utimesSync(path, old, old); // an empty file that old looks like a crashed pidfile writer's
+    const inode = statSync(path).ino;
+    testHooks.flockError = "ENOLCK";
+    try {
+      await assert.rejects(
+        acquire(path, { timeout: 100 }),
+        (e) => e instanceof LockTimeoutError && /a flock\(2\) user holds the file/.test(e.message),
+      );
+      assert.equal(statSync(path).ino, inode, "not removed");
+      // Control: forced pidfile mode does not ask, and removes the held file.
+      const forced = tryAcquire(path, { backend: "pidfile" });
+      assert.ok(forced !== null, "the pidfile backend alone reclaims it");
+      assert.notEqual(statSync(path).ino, inode);
+      forced.releaseSync();
+    } finally {
+      testHooks.flockError = undefined;
+      holder.releaseSync();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  },
+);
+
+test(
   `${runtimeName}: no flock: a file created longer ago than the removal window is left alone`,
   withoutFlock("ENOLCK", (dir) => {
     // A pause between creating the file and finding flock missing: by then a
