@@ -12,6 +12,7 @@ import { LockError, LockTimeoutError } from "./errors.ts";
 import { Backoff, sleep, sleepSync } from "./backoff.ts";
 import { describeHolders } from "./holder.ts";
 import { kernelHolders } from "./inspect.ts";
+import { unlinkIfOurs } from "./lock.ts";
 import { MALFORMED_GRACE_MS } from "./pidfile.ts";
 
 /** Everything one acquire needs, resolved once before the first attempt. */
@@ -99,6 +100,23 @@ let createdAt = 0;
 const REMOVE_CREATED_WITHIN_MS = MALFORMED_GRACE_MS / 4;
 
 /**
+ * Opens the file already at the path: read-write, or read-only where writing
+ * is refused (`flock` works on either). A descriptor or `-errno`.
+ */
+function openExisting(request: LockRequest): number {
+  const { binding } = request;
+  const c = binding.constants;
+  const fd = openRetrying(request, c.O_RDWR | c.O_CLOEXEC | c.O_NOFOLLOW, 0);
+  if (fd >= 0) return fd;
+  const name = binding.errnoName(-fd);
+  if (name !== "EACCES" && name !== "EROFS" && name !== "EPERM") return fd;
+  const readOnly = openRetrying(request, c.O_RDONLY | c.O_CLOEXEC | c.O_NOFOLLOW, 0);
+  // Missing after all (Deno refuses a write open it has no permission for
+  // before looking at the file): the write refusal is the error to report.
+  return readOnly < 0 && binding.errnoName(-readOnly) === "ENOENT" ? fd : readOnly;
+}
+
+/**
  * Opens a fresh descriptor for one attempt, `REPLACED` when the file at the
  * path is being deleted (Windows: until its last handle closes), or throws
  * the path's error. A missing file is created with `O_EXCL`, so that
@@ -111,43 +129,27 @@ function openDescriptor(request: LockRequest): number {
   const { binding } = request;
   const c = binding.constants;
   for (;;) {
-    const fd = openRetrying(request, c.O_RDWR | c.O_CLOEXEC | c.O_NOFOLLOW, 0);
+    const fd = openExisting(request);
     if (fd >= 0) {
       created = false;
       return fd;
     }
     const name = binding.errnoName(-fd);
-    if (name === "ENOENT") {
-      createdAt = performance.now();
-      const made = openRetrying(
-        request,
-        c.O_RDWR | c.O_CREAT | c.O_EXCL | c.O_CLOEXEC | c.O_NOFOLLOW,
-        request.mode,
-      );
-      if (made >= 0) {
-        created = true;
-        return made;
-      }
-      const madeName = binding.errnoName(-made);
-      if (madeName === "EEXIST") continue; // someone else created it just now
-      if (madeName === "EDELETEPENDING") return REPLACED;
-      fail(request, -made);
-    }
     if (name === "EDELETEPENDING") return REPLACED;
-    if (name === "EACCES" || name === "EROFS" || name === "EPERM") {
-      // Write denied: flock works on a read-only descriptor of an existing file.
-      const readOnly = openRetrying(request, c.O_RDONLY | c.O_CLOEXEC | c.O_NOFOLLOW, 0);
-      if (readOnly >= 0) {
-        created = false;
-        return readOnly;
-      }
-      const readOnlyName = binding.errnoName(-readOnly);
-      if (readOnlyName === "EDELETEPENDING") return REPLACED;
-      // Missing after all (Deno refuses a write open it has no permission for
-      // before looking at the file): the write refusal is the error to report.
-      fail(request, readOnlyName === "ENOENT" ? -fd : -readOnly);
+    if (name !== "ENOENT") fail(request, -fd);
+    createdAt = performance.now();
+    const made = openRetrying(
+      request,
+      c.O_RDWR | c.O_CREAT | c.O_EXCL | c.O_CLOEXEC | c.O_NOFOLLOW,
+      request.mode,
+    );
+    if (made >= 0) {
+      created = true;
+      return made;
     }
-    fail(request, -fd);
+    const madeName = binding.errnoName(-made);
+    if (madeName === "EDELETEPENDING") return REPLACED;
+    if (madeName !== "EEXIST") fail(request, -made); // EEXIST: someone else created it just now
   }
 }
 
@@ -156,20 +158,16 @@ function openDescriptor(request: LockRequest): number {
  * pidfile backend takes over and this attempt created the file, the file is
  * removed too: made with `O_EXCL` a moment ago and never lockable, it is ours
  * alone, and left behind it would hold pidfile users off for their grace
- * period. Closed first, because Windows deletes a file only when its last
- * handle closes; and only while it is young enough that no pidfile user can
- * have reclaimed it and replaced it with their own.
+ * period. Only while it is young enough that no pidfile user can have
+ * reclaimed it and replaced it with their own.
  */
 function abandonUnlockable(request: LockRequest, fd: number): void {
-  const { binding } = request;
-  const remove = created && request.fallback && binding.fstat(fd, ours) === 0;
-  binding.close(fd);
   if (
-    remove && binding.lstat(request.encoded, atPath) === 0 && sameFile(ours, atPath) &&
-    performance.now() - createdAt < REMOVE_CREATED_WITHIN_MS
+    created && request.fallback && performance.now() - createdAt < REMOVE_CREATED_WITHIN_MS
   ) {
-    binding.unlink(request.encoded);
+    unlinkIfOurs(request.binding, request.encoded, fd);
   }
+  request.binding.close(fd);
 }
 
 /**
@@ -253,8 +251,7 @@ export function attempt(request: LockRequest, blocking = false): number {
 export function heldByKernelUser(request: LockRequest): boolean {
   const { binding } = request;
   const c = binding.constants;
-  let fd = openRetrying(request, c.O_RDWR | c.O_CLOEXEC | c.O_NOFOLLOW, 0);
-  if (fd < 0) fd = openRetrying(request, c.O_RDONLY | c.O_CLOEXEC | c.O_NOFOLLOW, 0);
+  const fd = openExisting(request);
   if (fd < 0) return false;
   const locked = flockRetrying(binding, fd, c.LOCK_EX | c.LOCK_NB);
   if (locked === 0) binding.flock(fd, c.LOCK_UN);

@@ -13,6 +13,17 @@ import type { Lock } from "./types.ts";
 const ours = newIdentity();
 const atPath = newIdentity();
 
+/**
+ * Unlinks the path only while it still names the file open as `fd`; returns
+ * an errno or 0 (a path already gone is 0).
+ */
+export function unlinkIfOurs(binding: Binding, encoded: EncodedPath, fd: number): number {
+  if (binding.fstat(fd, ours) !== 0 || binding.lstat(encoded, atPath) !== 0) return 0;
+  if (!sameFile(ours, atPath)) return 0;
+  const result = binding.unlink(encoded);
+  return result === 0 || binding.errnoName(-result) === "ENOENT" ? 0 : -result;
+}
+
 /** A lock held through a kernel binding. */
 export class KernelLock implements Lock {
   readonly path: string;
@@ -51,7 +62,7 @@ export class KernelLock implements Lock {
     this.#fd = -1;
     const binding = this.#binding;
     let unlinkError = 0;
-    if (this.#removeOnRelease) unlinkError = this.#unlinkIfOurs(fd);
+    if (this.#removeOnRelease) unlinkError = unlinkIfOurs(this.#binding, this.#encoded, fd);
     // Closing the last descriptor drops the lock; unlocking first makes the
     // hand-off independent of any descriptor a runtime may still share.
     binding.flock(fd, binding.constants.LOCK_UN);
@@ -72,15 +83,6 @@ export class KernelLock implements Lock {
         detail: "the lock was released but closing its descriptor failed",
       });
     }
-  }
-
-  /** Unlinks the path only while it still names the file we lock; returns an errno or 0. */
-  #unlinkIfOurs(fd: number): number {
-    const binding = this.#binding;
-    if (binding.fstat(fd, ours) !== 0 || binding.lstat(this.#encoded, atPath) !== 0) return 0;
-    if (!sameFile(ours, atPath)) return 0;
-    const result = binding.unlink(this.#encoded);
-    return result === 0 || binding.errnoName(-result) === "ENOENT" ? 0 : -result;
   }
 
   release(): Promise<void> {
