@@ -27,7 +27,6 @@ import { LockError, LockTimeoutError } from "./src/errors.ts";
 import { lockOptions, lockPath, type ValidOptions } from "./src/options.ts";
 import { resolveBackend } from "./src/probe.ts";
 import {
-  attemptNow,
   heldByKernelUser,
   kernelAttempt,
   kernelTimedOut,
@@ -86,6 +85,11 @@ type Prepared =
  */
 const noKernelLockPaths = new Set<string>();
 
+/** Whether `path` is in pidfile mode here because its filesystem refused `flock`. */
+function fellBack(path: string, automatic: boolean): boolean {
+  return automatic && noKernelLockPaths.has(path);
+}
+
 function prepare(path: unknown, options: unknown): Prepared {
   const absolute = lockPath(path);
   const valid = lockOptions(options);
@@ -99,8 +103,8 @@ function prepare(path: unknown, options: unknown): Prepared {
     mode: valid.mode,
     fallback: automatic,
   };
-  if (noKernelLockPaths.size > 0 && automatic && noKernelLockPaths.has(absolute)) {
-    return { pidfile: withKernelCheck(pidfileRequest(absolute, valid, true), kernel), valid };
+  if (fellBack(absolute, automatic)) {
+    return { pidfile: fallBack(kernel, valid), valid };
   }
   return { kernel, valid };
 }
@@ -125,15 +129,16 @@ function pidfileRequest(path: string, valid: ValidOptions, noFlock: boolean): Pi
   };
 }
 
-/** The kernel attempt found no `flock` on the path's filesystem: pidfile from now on. */
+/**
+ * The path's filesystem has no `flock`: pidfile from now on, never removing a
+ * file that kernel users (who may share the path) hold.
+ */
 function fallBack(kernel: LockRequest, valid: ValidOptions): PidfileRequest {
   noKernelLockPaths.add(kernel.path);
-  return withKernelCheck(pidfileRequest(kernel.path, valid, true), kernel);
-}
-
-/** A pidfile request on a path kernel users may share: it never removes a file they hold. */
-function withKernelCheck(pidfile: PidfileRequest, kernel: LockRequest): PidfileRequest {
-  return { ...pidfile, heldByKernelUser: () => heldByKernelUser(kernel) };
+  return {
+    ...pidfileRequest(kernel.path, valid, true),
+    heldByKernelUser: () => heldByKernelUser(kernel),
+  };
 }
 
 function held(request: LockRequest, valid: ValidOptions, fd: number): Lock {
@@ -163,8 +168,11 @@ class Attempts {
     this.#valid = valid;
   }
 
-  /** One settled attempt: the lock, or `undefined` while someone else holds it. */
-  once = (deadline: number): Lock | undefined => {
+  /**
+   * One settled attempt within `deadline` (`undefined`: now): the lock, or
+   * `undefined` while someone else holds it.
+   */
+  once(deadline: number | undefined): Lock | undefined {
     const kernel = this.#kernel;
     if (kernel !== undefined) {
       const fd = kernelAttempt(kernel, deadline);
@@ -175,7 +183,7 @@ class Attempts {
     const pidfile = this.#pidfile as PidfileRequest;
     const created = attemptPidfile(pidfile);
     return created === undefined ? undefined : new PidfileLock(pidfile, created);
-  };
+  }
 
   /** Waits in the kernel; `undefined` when the filesystem has no `flock` (pidfile from now on). */
   blocking(kernel: LockRequest): Lock | undefined {
@@ -190,12 +198,12 @@ class Attempts {
     this.#kernel = undefined;
   }
 
-  timedOut = (): LockTimeoutError => {
+  timedOut(): LockTimeoutError {
     const timeout = this.#valid.timeout;
     return this.#kernel !== undefined
       ? kernelTimedOut(this.#kernel, timeout)
       : pidfileTimedOut(this.#pidfile as PidfileRequest, timeout);
-  };
+  }
 }
 
 /**
@@ -219,7 +227,12 @@ export async function acquire(path: string | URL, options?: LockOptions): Promis
   const prepared = prepare(path, options);
   const { valid } = prepared;
   const attempts = new Attempts(prepared);
-  return await wait(attempts.once, valid.timeout, valid.signal, attempts.timedOut);
+  return await wait(
+    (deadline) => attempts.once(deadline),
+    valid.timeout,
+    valid.signal,
+    () => attempts.timedOut(),
+  );
 }
 
 /**
@@ -244,7 +257,12 @@ export function acquireSync(path: string | URL, options?: LockOptions): Lock {
     const lock = attempts.blocking(kernel);
     if (lock !== undefined) return lock;
   }
-  return waitSync(attempts.once, valid.timeout, valid.signal, attempts.timedOut);
+  return waitSync(
+    (deadline) => attempts.once(deadline),
+    valid.timeout,
+    valid.signal,
+    () => attempts.timedOut(),
+  );
 }
 
 /**
@@ -264,17 +282,7 @@ export function acquireSync(path: string | URL, options?: LockOptions): Lock {
  * ```
  */
 export function tryAcquire(path: string | URL, options?: LockOptions): Lock | null {
-  const prepared = prepare(path, options);
-  const { kernel, valid } = prepared;
-  let pidfile = prepared.pidfile;
-  if (kernel !== undefined) {
-    const fd = attemptNow(kernel);
-    if (fd >= 0) return held(kernel, valid, fd);
-    if (fd !== NO_KERNEL_LOCK) return null;
-    pidfile = fallBack(kernel, valid);
-  }
-  const created = attemptPidfile(pidfile as PidfileRequest);
-  return created === undefined ? null : new PidfileLock(pidfile as PidfileRequest, created);
+  return new Attempts(prepare(path, options)).once(undefined) ?? null;
 }
 
 /**
@@ -347,6 +355,6 @@ export function inspect(
   const absolute = lockPath(path);
   const valid = lockOptions(options);
   const { binding, automatic } = resolveBackend(valid.backend);
-  const pidfile = binding === undefined || (automatic && noKernelLockPaths.has(absolute));
+  const pidfile = binding === undefined || fellBack(absolute, automatic);
   return inspectPath(absolute, pidfile, valid.staleMs);
 }

@@ -275,16 +275,14 @@ function attemptUntilSettled(request: LockRequest, deadline: number | undefined)
   }
 }
 
-/** One settled attempt, never waiting: a descriptor, `BUSY` or `NO_KERNEL_LOCK`. */
-export function attemptNow(request: LockRequest): number {
-  return attemptUntilSettled(request, undefined);
-}
-
 /**
- * One settled kernel attempt within `deadline`: the descriptor,
- * `NO_KERNEL_LOCK`, or `undefined` while busy.
+ * One settled kernel attempt within `deadline` (`undefined`: now, never
+ * waiting): the descriptor, `NO_KERNEL_LOCK`, or `undefined` while busy.
  */
-export function kernelAttempt(request: LockRequest, deadline: number): number | undefined {
+export function kernelAttempt(
+  request: LockRequest,
+  deadline: number | undefined,
+): number | undefined {
   const fd = attemptUntilSettled(request, deadline);
   return fd === BUSY ? undefined : fd;
 }
