@@ -7,13 +7,7 @@
 
 import type { Binding } from "./types.ts";
 import type { PosixTable } from "./tables.ts";
-import {
-  loadFirst,
-  openPadding,
-  optionalProcessInfo,
-  posixBinding,
-  type RawLibc,
-} from "./posix_common.ts";
+import { loadFirst, openPadding, posixBinding, type RawLibc } from "./posix_common.ts";
 import { type RawKernel32, windowsBinding } from "./windows.ts";
 
 /** The part of `bun:ffi` used here, typed locally so other runtimes never need Bun's types. */
@@ -71,20 +65,13 @@ export function createBunBinding(ffi: BunFfi, table: PosixTable): Binding {
   });
   // errno has a fixed address per thread: map it once, read it by index.
   const errno = new Int32Array(ffi.toArrayBuffer(symbols.errnoLocation(), 0, 4));
-  const processInfo = optionalProcessInfo(table, (library) => {
+  return posixBinding("bun-ffi", table, symbols.raw, statVersion, () => errno[0], (library) => {
     const s = ffi.dlopen(library, {
       proc_pidinfo: { args: ["i32", "i32", "u64", "ptr", "i32"], returns: "i32" },
     }).symbols;
     return (pid, flavor, arg, buffer, size) =>
       s.proc_pidinfo(pid, flavor, BigInt(arg), buffer, size) as number;
   });
-  return posixBinding(
-    "bun-ffi",
-    table,
-    { ...symbols.raw, proc_pidinfo: processInfo },
-    statVersion,
-    () => errno[0],
-  );
 }
 
 /**

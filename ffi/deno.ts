@@ -7,13 +7,7 @@
 
 import type { Binding } from "./types.ts";
 import type { PosixTable } from "./tables.ts";
-import {
-  loadFirst,
-  openPadding,
-  optionalProcessInfo,
-  posixBinding,
-  type RawLibc,
-} from "./posix_common.ts";
+import { loadFirst, openPadding, posixBinding, type RawLibc } from "./posix_common.ts";
 import { type RawKernel32, windowsBinding } from "./windows.ts";
 
 /**
@@ -45,19 +39,19 @@ export function createDenoBinding(table: PosixTable): Binding {
   if (errnoPointer === null) throw new Error("errno location is NULL");
   // errno has a fixed address per thread: make the view once, read it per call.
   const errnoView = new Deno.UnsafePointerView(errnoPointer);
-  const processInfo = optionalProcessInfo(table, (library) => {
-    const s = Deno.dlopen(library, {
-      proc_pidinfo: { parameters: ["i32", "i32", "u64", "buffer", "i32"], result: "i32" },
-    }).symbols;
-    return (pid, flavor, arg, buffer, size) =>
-      s.proc_pidinfo(pid, flavor, BigInt(arg), buffer, size);
-  });
   return posixBinding(
     "deno-ffi",
     table,
-    { ...(symbols as unknown as RawLibc), proc_pidinfo: processInfo },
+    symbols as unknown as RawLibc,
     statVersion,
     () => errnoView.getInt32(0),
+    (library) => {
+      const s = Deno.dlopen(library, {
+        proc_pidinfo: { parameters: ["i32", "i32", "u64", "buffer", "i32"], result: "i32" },
+      }).symbols;
+      return (pid, flavor, arg, buffer, size) =>
+        s.proc_pidinfo(pid, flavor, BigInt(arg), buffer, size);
+    },
   );
 }
 

@@ -13,8 +13,8 @@ import type { PosixTable } from "./tables.ts";
 import {
   loadFirst,
   openPadding,
-  optionalProcessInfo,
   posixBinding,
+  type ProcessInfoCall,
   type RawLibc,
 } from "./posix_common.ts";
 import { type RawKernel32, windowsBinding } from "./windows.ts";
@@ -44,8 +44,12 @@ export function createNodeBinding(table: PosixTable): Binding {
       close: fn("close", ["int"]),
     } as unknown as RawLibc;
   });
-  const processInfo = optionalProcessInfo(
+  return posixBinding(
+    "node-koffi",
     table,
+    raw,
+    statVersion,
+    () => koffi.errno() as number,
     (library) =>
       koffi.load(library).func("proc_pidinfo", "int", [
         "int",
@@ -53,14 +57,7 @@ export function createNodeBinding(table: PosixTable): Binding {
         "uint64_t",
         "void *",
         "int",
-      ]) as RawLibc["proc_pidinfo"],
-  );
-  return posixBinding(
-    "node-koffi",
-    table,
-    { ...raw, proc_pidinfo: processInfo },
-    statVersion,
-    () => koffi.errno() as number,
+      ]) as ProcessInfoCall,
   );
 }
 

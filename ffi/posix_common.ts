@@ -40,24 +40,16 @@ export function errnoLookup(table: PosixTable): ErrnoLookup {
 }
 
 /**
- * Binds an optional symbol with `bind` (macOS's `proc_pidinfo`) where the
- * table has a use for it. A failure only loses what it was for (the start
- * token), never the lock binding itself.
+ * macOS's `proc_pidinfo(pid, flavor, arg, buffer, size)`, bound by each
+ * runtime's binding and passed to {@linkcode posixBinding}.
  */
-export function optionalProcessInfo(
-  table: PosixTable,
-  bind: (library: string) => RawLibc["proc_pidinfo"],
-): RawLibc["proc_pidinfo"] {
-  if (table.processInfo === undefined) return undefined;
-  for (const library of table.libraries) {
-    try {
-      return bind(library);
-    } catch {
-      // the next library, or no start token
-    }
-  }
-  return undefined;
-}
+export type ProcessInfoCall = (
+  pid: number,
+  flavor: number,
+  arg: number,
+  buffer: Uint8Array,
+  size: number,
+) => number;
 
 /** The dummy register arguments that put `open`'s mode where `va_arg` reads it. */
 export function openPadding(table: PosixTable): number[] {
@@ -72,14 +64,6 @@ export interface RawLibc {
   lstat(...args: unknown[]): number;
   unlink(path: EncodedPath): number;
   close(fd: number): number;
-  /** macOS only, and only where it could be bound: `proc_pidinfo`. */
-  proc_pidinfo?(
-    pid: number,
-    flavor: number,
-    arg: number,
-    buffer: Uint8Array,
-    size: number,
-  ): number;
 }
 
 /**
@@ -93,6 +77,7 @@ export function posixBinding(
   raw: RawLibc,
   statVersion: number | undefined,
   readErrno: () => number,
+  bindProcessInfo?: (library: string) => ProcessInfoCall,
 ): Binding {
   const statBuffer = new Uint8Array(table.stat.size);
   const statView = new DataView(statBuffer.buffer);
@@ -142,18 +127,27 @@ export function posixBinding(
     close(fd: number): number {
       return rawClose(fd) === 0 ? 0 : -readErrno();
     },
-    ...processStartTime(table, raw),
+    ...processStartTime(table, bindProcessInfo),
   };
 }
 
-/** `processStartTime` where the OS has a binding for it (macOS), else nothing. */
+/**
+ * `processStartTime` where the OS has a use for `proc_pidinfo` (macOS) and it
+ * could be bound, else nothing: a failure to bind it loses the start token,
+ * never the lock binding itself.
+ */
 function processStartTime(
   table: PosixTable,
-  raw: RawLibc,
+  bind: ((library: string) => ProcessInfoCall) | undefined,
 ): Pick<Binding, "processStartTime"> {
   const layout = table.processInfo;
-  const rawInfo = raw.proc_pidinfo;
-  if (layout === undefined || rawInfo === undefined) return {};
+  if (layout === undefined || bind === undefined) return {};
+  let rawInfo: ProcessInfoCall;
+  try {
+    rawInfo = loadFirst(table, bind).loaded;
+  } catch {
+    return {}; // no start token
+  }
   const info = new Uint8Array(layout.size);
   const view = new DataView(info.buffer);
   return {

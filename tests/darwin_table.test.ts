@@ -5,7 +5,7 @@
 // token that changes (a live holder judged stale).
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { posixBinding, type RawLibc } from "../ffi/posix_common.ts";
+import { posixBinding, type ProcessInfoCall, type RawLibc } from "../ffi/posix_common.ts";
 import {
   DARWIN_AARCH64,
   DARWIN_PROC_BSDINFO as INFO,
@@ -53,22 +53,24 @@ test(`${runtimeName}: darwin: an answer that is not self-consistent gives no tok
   assert.equal(token(bsdInfo(4242, 2n ** 63n, 0n)), undefined, "noise");
 });
 
-function fakeLibc(fill: (pid: number, buffer: Uint8Array) => number): RawLibc {
-  const unused = () => -1;
-  return {
-    open: unused,
-    flock: unused,
-    fstat: unused,
-    lstat: unused,
-    unlink: unused,
-    close: unused,
-    proc_pidinfo(pid, flavor, arg, buffer, size) {
-      assert.equal(flavor, 3, "PROC_PIDTBSDINFO");
-      assert.equal(arg, 0);
-      assert.equal(size, INFO.size);
-      assert.equal(buffer.length, INFO.size);
-      return fill(pid, buffer);
-    },
+const unused = () => -1;
+const fakeLibc: RawLibc = {
+  open: unused,
+  flock: unused,
+  fstat: unused,
+  lstat: unused,
+  unlink: unused,
+  close: unused,
+};
+
+/** A `proc_pidinfo` binder whose call answers through `fill`. */
+function fakeInfo(fill: (pid: number, buffer: Uint8Array) => number): () => ProcessInfoCall {
+  return () => (pid, flavor, arg, buffer, size) => {
+    assert.equal(flavor, 3, "PROC_PIDTBSDINFO");
+    assert.equal(arg, 0);
+    assert.equal(size, INFO.size);
+    assert.equal(buffer.length, INFO.size);
+    return fill(pid, buffer);
   };
 }
 
@@ -78,14 +80,15 @@ for (const table of [DARWIN_X86_64, DARWIN_AARCH64]) {
     const binding = posixBinding(
       "bun-ffi",
       table,
-      fakeLibc((pid, buffer) => {
+      fakeLibc,
+      undefined,
+      () => 3,
+      fakeInfo((pid, buffer) => {
         const micro = alive.get(pid);
         if (micro === undefined) return 0; // ESRCH
         buffer.set(new Uint8Array(bsdInfo(pid, BigInt(STARTED), micro).buffer));
         return INFO.size;
       }),
-      undefined,
-      () => 3,
     );
     assert.equal(binding.processStartTime?.(100), `mac:${STARTED}.000011`);
     assert.equal(binding.processStartTime?.(200), `mac:${STARTED}.000022`);
@@ -95,10 +98,19 @@ for (const table of [DARWIN_X86_64, DARWIN_AARCH64]) {
 }
 
 test(`${runtimeName}: darwin: without proc_pidinfo, or on Linux, there is no binding token`, () => {
-  const { proc_pidinfo: _, ...withoutInfo } = fakeLibc(() => 0);
-  const darwin = posixBinding("node-koffi", DARWIN_AARCH64, withoutInfo, undefined, () => 0);
+  const missing = () => {
+    throw new Error("symbol not found: proc_pidinfo");
+  };
+  const darwin = posixBinding("node-koffi", DARWIN_AARCH64, fakeLibc, undefined, () => 0, missing);
   assert.equal(darwin.processStartTime, undefined);
   // Linux reads /proc instead.
-  const linux = posixBinding("node-koffi", LINUX_X86_64, fakeLibc(() => 0), undefined, () => 0);
+  const linux = posixBinding(
+    "node-koffi",
+    LINUX_X86_64,
+    fakeLibc,
+    undefined,
+    () => 0,
+    fakeInfo(() => 0),
+  );
   assert.equal(linux.processStartTime, undefined);
 });
