@@ -8,7 +8,7 @@
 
 import type { Binding, EncodedPath } from "../ffi/types.ts";
 import { KIND_DIRECTORY, KIND_FILE, KIND_SYMLINK, newIdentity, sameFile } from "../ffi/types.ts";
-import { LockError, LockTimeoutError } from "./errors.ts";
+import { LockError, LockTimeoutError, NO_FLOCK_ERRNOS } from "./errors.ts";
 import { Backoff, sleep, sleepSync } from "./backoff.ts";
 import { describeHolders } from "./holder.ts";
 import { kernelHolders } from "./inspect.ts";
@@ -196,7 +196,7 @@ export function attempt(request: LockRequest, blocking = false): number {
       binding.close(fd);
       return BUSY;
     }
-    if (name === "ENOLCK" || name === "EOPNOTSUPP" || name === "ENOTSUP") {
+    if (NO_FLOCK_ERRNOS.has(name)) {
       abandonUnlockable(request, fd);
       if (request.fallback) return NO_KERNEL_LOCK;
       fail(request, -locked);

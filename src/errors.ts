@@ -7,6 +7,12 @@
 import type { LockHolder } from "./types.ts";
 
 /** What a `LockError` code means, in words a user can act on. */
+/** The errno names with which a filesystem without `flock(2)` refuses it. */
+export const NO_FLOCK_ERRNOS: ReadonlySet<string> = new Set(["ENOLCK", "EOPNOTSUPP", "ENOTSUP"]);
+
+const NO_FLOCK =
+  'this filesystem does not support flock(2) locks; use the pidfile backend (backend: "pidfile"), which the automatic choice falls back to';
+
 const DESCRIPTIONS: Readonly<Record<string, string>> = {
   EINVAL: "invalid lock path",
   ENOENT: "the directory of the lock file does not exist",
@@ -17,12 +23,9 @@ const DESCRIPTIONS: Readonly<Record<string, string>> = {
   ELOOP: "the lock path is a symbolic link (lock files are never followed through links)",
   ENAMETOOLONG: "the lock path is too long",
   EROFS: "the lock file is on a read-only filesystem and does not exist",
-  ENOLCK:
-    'this filesystem does not support flock(2) locks; use the pidfile backend (backend: "pidfile"), which the automatic choice falls back to',
-  EOPNOTSUPP:
-    'this filesystem does not support flock(2) locks; use the pidfile backend (backend: "pidfile"), which the automatic choice falls back to',
-  ENOTSUP:
-    'this filesystem does not support flock(2) locks; use the pidfile backend (backend: "pidfile"), which the automatic choice falls back to',
+  ENOLCK: NO_FLOCK,
+  EOPNOTSUPP: NO_FLOCK,
+  ENOTSUP: NO_FLOCK,
   EMFILE: "too many open files in this process",
   ENFILE: "too many open files in the system",
   ENOSPC: "no space left to create the lock file",
