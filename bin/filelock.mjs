@@ -7,5 +7,5 @@ if (globalThis.Deno === undefined && globalThis.Bun === undefined) {
   const { register } = await import("tsx/esm/api");
   register();
 }
-const { main } = await import("../src/cli.ts");
+const { main } = await import("../src/cli/main.ts");
 process.exitCode = await main(process.argv.slice(2));

@@ -6,8 +6,8 @@
  */
 
 import type { Binding } from "./types.ts";
-import type { PosixTable } from "./tables.ts";
-import { loadFirst, openPadding, posixBinding, type RawLibc } from "./posix_common.ts";
+import type { PosixTable } from "./posix_tables.ts";
+import { loadFirst, openPadding, posixBinding, type RawLibc } from "./posix.ts";
 import { type RawKernel32, windowsBinding } from "./windows.ts";
 
 /** The part of `bun:ffi` used here, typed locally so other runtimes never need Bun's types. */
@@ -41,7 +41,7 @@ export async function loadBunFfi(): Promise<BunFfi> {
  * @example
  * ```ts ignore
  * import { createBunBinding, loadBunFfi } from "./bun.ts";
- * import { LINUX_X86_64 } from "./tables.ts";
+ * import { LINUX_X86_64 } from "./posix_tables.ts";
  * const binding = createBunBinding(await loadBunFfi(), LINUX_X86_64);
  * ```
  */

@@ -6,8 +6,8 @@
  */
 
 import type { Binding } from "./types.ts";
-import type { PosixTable } from "./tables.ts";
-import { loadFirst, openPadding, posixBinding, type RawLibc } from "./posix_common.ts";
+import type { PosixTable } from "./posix_tables.ts";
+import { loadFirst, openPadding, posixBinding, type RawLibc } from "./posix.ts";
 import { type RawKernel32, windowsBinding } from "./windows.ts";
 
 /**
@@ -17,7 +17,7 @@ import { type RawKernel32, windowsBinding } from "./windows.ts";
  * @example
  * ```ts ignore
  * import { createDenoBinding } from "./deno.ts";
- * import { LINUX_X86_64 } from "./tables.ts";
+ * import { LINUX_X86_64 } from "./posix_tables.ts";
  * const binding = createDenoBinding(LINUX_X86_64);
  * ```
  */

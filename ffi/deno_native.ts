@@ -10,26 +10,29 @@
  * @module
  */
 
-import type { Binding, EncodedPath, FileIdentity, OpenConstants } from "./types.ts";
-import { KIND_DIRECTORY, KIND_FILE, KIND_OTHER, KIND_SYMLINK } from "./types.ts";
-import type { ErrnoLookup } from "./posix_common.ts";
+import type { Binding, EncodedPath, ErrnoLookup, FileIdentity, OpenConstants } from "./types.ts";
+import { FileKind, setIdentity } from "./types.ts";
+import { thrownErrnoName } from "./thrown.ts";
 
 const TWO_32 = 2 ** 32;
 
 function writeIdentity(info: Deno.FileInfo, out: FileIdentity): void {
   const dev = info.dev ?? 0;
   const ino = info.ino ?? 0;
-  out[0] = dev % TWO_32;
-  out[1] = Math.floor(dev / TWO_32);
-  out[2] = ino % TWO_32;
-  out[3] = Math.floor(ino / TWO_32);
-  out[4] = info.isFile
-    ? KIND_FILE
-    : info.isDirectory
-    ? KIND_DIRECTORY
-    : info.isSymlink
-    ? KIND_SYMLINK
-    : KIND_OTHER;
+  setIdentity(
+    out,
+    dev % TWO_32,
+    Math.floor(dev / TWO_32),
+    ino % TWO_32,
+    Math.floor(ino / TWO_32),
+    info.isFile
+      ? FileKind.FILE
+      : info.isDirectory
+      ? FileKind.DIRECTORY
+      : info.isSymlink
+      ? FileKind.SYMLINK
+      : FileKind.OTHER,
+  );
 }
 
 /**
@@ -41,8 +44,8 @@ function writeIdentity(info: Deno.FileInfo, out: FileIdentity): void {
  * @example
  * ```ts ignore
  * import { createDenoNativeBinding } from "./deno_native.ts";
- * import { errnoLookup } from "./posix_common.ts";
- * import { LINUX_X86_64 } from "./tables.ts";
+ * import { errnoLookup } from "./posix.ts";
+ * import { LINUX_X86_64 } from "./posix_tables.ts";
  * const binding = createDenoNativeBinding(errnoLookup(LINUX_X86_64), LINUX_X86_64.constants);
  * ```
  */
@@ -52,16 +55,8 @@ export function createDenoNativeBinding(lookup: ErrnoLookup, c: OpenConstants): 
   let nextHandle = 1;
 
   const failure = (error: unknown): number => {
-    const code = (error as { code?: unknown }).code;
-    if (typeof code === "string") {
-      const number = errnoNumber(code === "EAGAIN" ? "EWOULDBLOCK" : code);
-      if (number > 0) return -number;
-    }
-    if (error instanceof Deno.errors.NotFound) return -errnoNumber("ENOENT");
-    if (error instanceof Deno.errors.PermissionDenied) return -errnoNumber("EACCES");
-    if (error instanceof Deno.errors.NotCapable) return -errnoNumber("EACCES");
-    if (error instanceof Deno.errors.IsADirectory) return -errnoNumber("EISDIR");
-    return -errnoNumber("EIO");
+    const number = errnoNumber(thrownErrnoName(error));
+    return number > 0 ? -number : -errnoNumber("EIO");
   };
 
   return {

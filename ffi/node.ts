@@ -9,14 +9,14 @@
 
 import koffi from "koffi";
 import type { Binding } from "./types.ts";
-import type { PosixTable } from "./tables.ts";
+import type { PosixTable } from "./posix_tables.ts";
 import {
   loadFirst,
   openPadding,
   posixBinding,
   type ProcessInfoCall,
   type RawLibc,
-} from "./posix_common.ts";
+} from "./posix.ts";
 import { type RawKernel32, windowsBinding } from "./windows.ts";
 
 /**
@@ -25,7 +25,7 @@ import { type RawKernel32, windowsBinding } from "./windows.ts";
  * @example
  * ```ts ignore
  * import { createNodeBinding } from "./node.ts";
- * import { LINUX_X86_64 } from "./tables.ts";
+ * import { LINUX_X86_64 } from "./posix_tables.ts";
  * const binding = createNodeBinding(LINUX_X86_64);
  * ```
  */

@@ -8,9 +8,9 @@
  */
 
 import type { Binding } from "./types.ts";
-import { type PosixTable, posixTable } from "./tables.ts";
-import { errnoLookup } from "./posix_common.ts";
-import { WINDOWS_CONSTANTS, windowsErrno } from "./windows.ts";
+import { type PosixTable, posixTable } from "./posix_tables.ts";
+import { errnoLookup } from "./posix.ts";
+import { WINDOWS_CONSTANTS, windowsErrno } from "./windows_table.ts";
 import type { BunFfi } from "./bun.ts";
 
 /** The three runtimes. */

@@ -1,7 +1,8 @@
 /**
  * The one interface every binding implements. A binding turns one call into one
  * syscall and reports errno; it never decides anything. The state machine in
- * `src/` makes every decision, once, for every backend.
+ * `src/` makes every decision, once, for every backend (docs/architecture.md,
+ * "Layers").
  *
  * @module
  */
@@ -21,29 +22,59 @@ export type BackendName =
  */
 export type EncodedPath = Uint8Array | string;
 
+/** Kind of file, as `fstat`/`lstat` report it. */
+export const FileKind = {
+  /** A regular file. */
+  FILE: 0,
+  /** A directory. */
+  DIRECTORY: 1,
+  /** A symbolic link (only `lstat` reports it). */
+  SYMLINK: 2,
+  /** Anything else (fifo, socket, device). */
+  OTHER: 3,
+} as const;
+
+/** One of the {@linkcode FileKind} values. */
+export type FileKind = typeof FileKind[keyof typeof FileKind];
+
 /**
- * Identity of a file, filled in by `fstat`/`lstat`:
- * `[devLow, devHigh, inoLow, inoHigh, kind]`, with kind one of the `KIND_*` values.
+ * Identity of a file, filled in by `fstat`/`lstat` without allocating:
+ * `[devLow, devHigh, inoLow, inoHigh, kind]`. Read it through
+ * {@linkcode sameFile} and {@linkcode kindOf}.
  */
 export type FileIdentity = Uint32Array;
 
-/** Kind of file, as stored in slot 4 of a {@linkcode FileIdentity}. */
-export const KIND_FILE = 0;
-/** A directory. */
-export const KIND_DIRECTORY = 1;
-/** A symbolic link (only `lstat` reports it). */
-export const KIND_SYMLINK = 2;
-/** Anything else (fifo, socket, device). */
-export const KIND_OTHER = 3;
+const KIND_SLOT = 4;
 
 /** Creates an empty identity buffer. */
 export function newIdentity(): FileIdentity {
-  return new Uint32Array(5);
+  return new Uint32Array(KIND_SLOT + 1);
 }
 
 /** Whether two identities name the same file (device and inode; the kind is not compared). */
 export function sameFile(a: FileIdentity, b: FileIdentity): boolean {
   return a[0] === b[0] && a[1] === b[1] && a[2] === b[2] && a[3] === b[3];
+}
+
+/** The kind of file an identity describes. */
+export function kindOf(identity: FileIdentity): FileKind {
+  return identity[KIND_SLOT] as FileKind;
+}
+
+/** Writes device, inode and kind into an identity buffer. */
+export function setIdentity(
+  out: FileIdentity,
+  devLow: number,
+  devHigh: number,
+  inoLow: number,
+  inoHigh: number,
+  kind: FileKind,
+): void {
+  out[0] = devLow;
+  out[1] = devHigh;
+  out[2] = inoLow;
+  out[3] = inoHigh;
+  out[KIND_SLOT] = kind;
 }
 
 /** Constants the state machine passes through to the binding. */
@@ -61,20 +92,24 @@ export interface OpenConstants {
   readonly LOCK_UN: number;
 }
 
+/** errno names and numbers of one OS (Windows: its error codes under POSIX names). */
+export interface ErrnoLookup {
+  /** errno number to name (`2` -> `"ENOENT"`). */
+  errnoName(errno: number): string;
+  /** errno name to number (`"EWOULDBLOCK"` -> 11 on Linux); -1 when the OS has none. */
+  errnoNumber(name: string): number;
+}
+
 /**
  * One kernel-lock binding. Every call returns a non-negative result on success
  * or a negative errno (`-ENOENT`, ...) on failure; errno is read right after the
  * call, on the same thread.
  */
-export interface Binding {
+export interface Binding extends ErrnoLookup {
   /** Backend name reported to users. */
   readonly backend: BackendName;
   /** Constants of the OS this binding runs on. */
   readonly constants: OpenConstants;
-  /** errno number to name (`2` -> `"ENOENT"`) for this OS. */
-  errnoName(errno: number): string;
-  /** errno name to number for this OS (`"EWOULDBLOCK"` -> 11 on Linux). */
-  errnoNumber(name: string): number;
   /** Encodes an absolute path for `open`, `lstat` and `unlink`. */
   encodePath(path: string): EncodedPath;
   /** `open(2)`: a descriptor, or `-errno`. */
@@ -91,9 +126,9 @@ export interface Binding {
   close(fd: number): number;
   /**
    * The creation time of process `pid` as an opaque token, where the OS has
-   * no /proc to read it from (Windows: `GetProcessTimes`); `undefined` when
-   * the process cannot be opened. Used by the pidfile mode to tell a reused
-   * PID from its holder.
+   * no /proc to read it from (Windows: `GetProcessTimes`, macOS:
+   * `proc_pidinfo`); `undefined` when the process cannot be opened. Used by
+   * the pidfile mode to tell a reused PID from its holder.
    */
   processStartTime?(pid: number): string | undefined;
 }

@@ -4,15 +4,16 @@
  * @module
  */
 
+import { FileKind } from "../ffi/types.ts";
 import type { LockHolder } from "./types.ts";
 
-/** What a `LockError` code means, in words a user can act on. */
 /** The errno names with which a filesystem without `flock(2)` refuses it. */
-export const NO_FLOCK_ERRNOS: ReadonlySet<string> = new Set(["ENOLCK", "EOPNOTSUPP", "ENOTSUP"]);
+export const FLOCK_UNSUPPORTED: ReadonlySet<string> = new Set(["ENOLCK", "EOPNOTSUPP", "ENOTSUP"]);
 
 const NO_FLOCK =
   'this filesystem does not support flock(2) locks; use the pidfile backend (backend: "pidfile"), which the automatic choice falls back to';
 
+/** What a `LockError` code means, in words a user can act on. */
 const DESCRIPTIONS: Readonly<Record<string, string>> = {
   EINVAL: "invalid lock path",
   ENOENT: "the directory of the lock file does not exist",
@@ -23,9 +24,7 @@ const DESCRIPTIONS: Readonly<Record<string, string>> = {
   ELOOP: "the lock path is a symbolic link (lock files are never followed through links)",
   ENAMETOOLONG: "the lock path is too long",
   EROFS: "the lock file is on a read-only filesystem and does not exist",
-  ENOLCK: NO_FLOCK,
-  EOPNOTSUPP: NO_FLOCK,
-  ENOTSUP: NO_FLOCK,
+  ...Object.fromEntries([...FLOCK_UNSUPPORTED].map((code) => [code, NO_FLOCK])),
   EMFILE: "too many open files in this process",
   ENFILE: "too many open files in the system",
   ENOSPC: "no space left to create the lock file",
@@ -103,5 +102,22 @@ export class LockTimeoutError extends LockError {
   constructor(path: string, detail?: string, holders?: readonly LockHolder[]) {
     super({ code: "ETIMEDOUT", path, detail, holders });
     this.name = "LockTimeoutError";
+  }
+}
+
+/**
+ * The error for a lock path that is not a regular file (a directory, a
+ * symlink opened as itself, a fifo or device), or `undefined` for a file.
+ */
+export function fileKindError(kind: FileKind, path: string): LockError | undefined {
+  switch (kind) {
+    case FileKind.FILE:
+      return undefined;
+    case FileKind.DIRECTORY:
+      return new LockError({ code: "EISDIR", path });
+    case FileKind.SYMLINK:
+      return new LockError({ code: "ELOOP", path });
+    default:
+      return new LockError({ code: "EINVAL", path, detail: "the lock path is not a regular file" });
   }
 }

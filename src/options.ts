@@ -25,9 +25,25 @@ export interface ValidOptions {
 
 const BACKEND_REQUESTS: readonly string[] = ["auto", "ffi", "native", "pidfile"];
 
-/** Checks that `value` names a backend request. */
-export function isBackendRequest(value: unknown): value is BackendRequest {
-  return typeof value === "string" && BACKEND_REQUESTS.includes(value);
+/**
+ * Checks a backend request (an option, `FILELOCK_BACKEND`, the CLI's
+ * `--backend`): `undefined` when `value` names one, else what is wrong with
+ * it, for the caller to throw as its own kind of error after `what`.
+ */
+export function backendRequestProblem(value: unknown): string | undefined {
+  if (typeof value === "string" && BACKEND_REQUESTS.includes(value)) return undefined;
+  return `must be one of ${BACKEND_REQUESTS.join(", ")}, got '${String(value)}'`;
+}
+
+/**
+ * A backend request from the API (`undefined`: none given); a `TypeError`
+ * naming `what` when `value` is not one.
+ */
+export function backendRequest(value: unknown, what: string): BackendRequest | undefined {
+  if (value === undefined) return undefined;
+  const problem = backendRequestProblem(value);
+  if (problem !== undefined) throw new TypeError(`${what} ${problem}`);
+  return value as BackendRequest;
 }
 
 // The last absolute path given and its normal form: repeated locks skip normalize().
@@ -102,11 +118,7 @@ export function lockOptions(options: unknown): ValidOptions {
   ) {
     throw new TypeError("options.signal must be an AbortSignal");
   }
-  if (o.backend !== undefined && !isBackendRequest(o.backend)) {
-    throw new TypeError(
-      `options.backend must be one of ${BACKEND_REQUESTS.join(", ")}, got '${String(o.backend)}'`,
-    );
-  }
+  const backend = backendRequest(o.backend, "options.backend");
   const mode = o.mode ?? 0o644;
   if (typeof mode !== "number") throw new TypeError("options.mode must be a number");
   if (!Number.isInteger(mode) || mode < 0 || mode > 0o7777) {
@@ -124,7 +136,7 @@ export function lockOptions(options: unknown): ValidOptions {
     shared: o.shared ?? false,
     timeout,
     signal,
-    backend: o.backend,
+    backend,
     removeOnRelease: o.removeOnRelease ?? false,
     mode,
     staleMs,

@@ -14,7 +14,7 @@ import {
   runtime,
 } from "../ffi/runtime.ts";
 import { LockError } from "./errors.ts";
-import { isBackendRequest } from "./options.ts";
+import { backendRequest, backendRequestProblem } from "./options.ts";
 import type { BackendRequest, ProbeResult } from "./types.ts";
 
 /** A request resolved to a backend; `binding` is absent for `pidfile`. */
@@ -25,7 +25,7 @@ export interface ResolvedBackend {
    * Chosen by `"auto"`, not asked for: a path on a filesystem without `flock`
    * may fall back to pidfile. An explicit request never falls back.
    */
-  readonly automatic: boolean;
+  readonly mayFallBack: boolean;
 }
 
 const FFI_BACKEND: Record<typeof runtime, BackendName> = {
@@ -49,12 +49,12 @@ function resolved(
   backend: BackendName,
   reason: string,
   binding: Binding | undefined,
-  automatic = false,
+  mayFallBack = false,
 ): ResolvedBackend {
   return {
     result: { runtime, os, backend, degraded: backend === "pidfile", reason },
     binding,
-    automatic,
+    mayFallBack,
   };
 }
 
@@ -73,12 +73,9 @@ function environmentRequest(): BackendRequest | undefined {
 function readEnvironmentRequest(): BackendRequest | undefined {
   const value = readEnvironment("FILELOCK_BACKEND");
   if (value === undefined || value === "") return undefined;
-  if (!isBackendRequest(value)) {
-    throw unsupported(
-      `FILELOCK_BACKEND='${value}' is not one of auto, ffi, native, pidfile`,
-    );
-  }
-  return value;
+  const problem = backendRequestProblem(value);
+  if (problem !== undefined) throw unsupported(`FILELOCK_BACKEND ${problem}`);
+  return value as BackendRequest;
 }
 
 function resolveUncached(request: BackendRequest): ResolvedBackend {
@@ -144,4 +141,9 @@ export function resolveBackend(request: BackendRequest | undefined): ResolvedBac
   }
   if (request === undefined) defaultResolved = found;
   return found;
+}
+
+/** What `probe()` reports for `options.backend` (validated here). */
+export function probeBackend(options: { backend?: BackendRequest } | undefined): ProbeResult {
+  return { ...resolveBackend(backendRequest(options?.backend, "backend")).result };
 }

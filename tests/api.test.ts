@@ -15,6 +15,7 @@ import {
 import {
   bin,
   finish,
+  inTemp,
   openDescriptors,
   repoRoot,
   runtimeName,
@@ -22,17 +23,6 @@ import {
   tempDir,
   workers,
 } from "./helpers.ts";
-
-function inTemp(fn: (dir: string) => Promise<void> | void): () => Promise<void> {
-  return async () => {
-    const dir = tempDir();
-    try {
-      await fn(dir);
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
-  };
-}
 
 async function rejectsWithCode(promise: Promise<unknown>, code: string): Promise<void> {
   await assert.rejects(promise, (e: unknown) => e instanceof LockError && e.code === code);

@@ -1,6 +1,6 @@
 // Shared helpers of the test suite: temp dirs, the runtime binaries, child processes.
 import { type ChildProcess, spawn } from "node:child_process";
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -13,10 +13,27 @@ export const bin = (name: string): string => join(repoRoot, "node_modules", ".bi
 const scope = globalThis as { Deno?: unknown; Bun?: unknown };
 export const runtimeName: string = scope.Deno ? "deno" : scope.Bun ? "bun" : "node";
 
-export function tempDir(t: { after?: (fn: () => void) => void } | undefined = undefined): string {
-  const dir = mkdtempSync(join(tmpdir(), "filelock-test-"));
-  t?.after?.(() => rmSync(dir, { recursive: true, force: true }));
-  return dir;
+export function tempDir(): string {
+  return mkdtempSync(join(tmpdir(), "filelock-test-"));
+}
+
+/** A test body run in a fresh temporary directory, removed afterwards whatever happens. */
+export function inTemp(fn: (dir: string) => Promise<void> | void): () => Promise<void> {
+  return async () => {
+    const dir = tempDir();
+    try {
+      await fn(dir);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  };
+}
+
+/** The PID of a process that has exited (and been reaped): nobody runs under it now. */
+export async function deadPid(): Promise<number> {
+  const child = spawn("true", [], { stdio: "ignore" });
+  await exited(child);
+  return child.pid!;
 }
 
 /** Child process flavours: each runs a TypeScript worker script. */
@@ -213,4 +230,38 @@ export async function runTogether(
       );
     }
   });
+}
+
+/** What a counter run left behind. */
+export interface Counted {
+  /** The counter's final value (NaN when overlapping writes tore it). */
+  total: number;
+  /** Whether the lock file still exists afterwards. */
+  lockLeft: boolean;
+}
+
+/**
+ * Runs `tests/workers/counter.ts` in each flavour on one counter file, all
+ * started together, each incrementing it `n` times with `flags(i)`
+ * (`["lock"]`, `["nolock"]`, plus options), and `others(lock, counter)`
+ * (foreign lock users such as flock(1)) alongside.
+ */
+export async function countTogether(
+  dir: string,
+  n: number,
+  flavours: readonly Flavour[],
+  flags: (index: number) => string[],
+  others: (lock: string, counter: string) => string[][] = () => [],
+): Promise<Counted> {
+  const lock = join(dir, "c.lock");
+  const counter = join(dir, "counter");
+  writeFileSync(counter, "0");
+  await runTogether(
+    flavours.map((flavour, i) =>
+      command(flavour, "counter.ts", [lock, counter, String(n), ...flags(i)])
+    ),
+    dir,
+    others(lock, counter),
+  );
+  return { total: Number(readFileSync(counter, "utf8")), lockLeft: existsSync(lock) };
 }

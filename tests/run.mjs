@@ -7,8 +7,9 @@ import { fileURLToPath } from "node:url";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
 const bin = (name) => join(root, "node_modules", ".bin", name);
-const files = readdirSync(join(root, "tests"))
+const files = readdirSync(join(root, "tests"), { recursive: true })
   .filter((f) => f.endsWith(".test.ts"))
+  .sort()
   .map((f) => join("tests", f));
 
 const runtimes = [

@@ -3,8 +3,8 @@
 // argv: lockPath stopFile
 import { existsSync } from "node:fs";
 import { acquireSync } from "../../mod.ts";
+import { args as argv } from "./args.ts";
 
-const argv = (globalThis as { Deno?: { args: string[] } }).Deno?.args ?? process.argv.slice(2);
 const [lockPath, stopFile] = argv;
 const pause = new Int32Array(new SharedArrayBuffer(4));
 while (!existsSync(stopFile)) {

@@ -5,9 +5,9 @@
 // flock: the automatic backend must fall back to pidfile.
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { acquire, acquireSync } from "../../mod.ts";
-import { testHooks } from "../../src/engine.ts";
+import { testHooks } from "../../src/kernel/engine.ts";
+import { args as argv } from "./args.ts";
 
-const argv = (globalThis as { Deno?: { args: string[] } }).Deno?.args ?? process.argv.slice(2);
 const [lockPath, counterPath, iterationsText, mode, ...flags] = argv;
 const iterations = Number(iterationsText);
 const removeOnRelease = flags.includes("remove");

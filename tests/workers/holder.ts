@@ -3,8 +3,8 @@
 // argv: lockPath wait|child|orphan
 import { spawn } from "node:child_process";
 import { acquireSync } from "../../mod.ts";
+import { args as argv } from "./args.ts";
 
-const argv = (globalThis as { Deno?: { args: string[] } }).Deno?.args ?? process.argv.slice(2);
 const [lockPath, action] = argv;
 const lock = acquireSync(lockPath);
 if (action === "wait") {

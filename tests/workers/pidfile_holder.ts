@@ -5,8 +5,8 @@
 // argv: lockPath wait|end|handler
 import process from "node:process";
 import { acquireSync } from "../../mod.ts";
+import { args as argv } from "./args.ts";
 
-const argv = (globalThis as { Deno?: { args: string[] } }).Deno?.args ?? process.argv.slice(2);
 const [lockPath, action] = argv;
 if (action === "handler") process.on("SIGTERM", () => console.log("handled"));
 acquireSync(lockPath, { backend: "pidfile" });

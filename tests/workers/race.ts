@@ -4,11 +4,10 @@
 // argv: lockPath dir rounds [naive] [slow]
 import { existsSync } from "node:fs";
 import { join } from "node:path";
-import process from "node:process";
 import { tryAcquire } from "../../mod.ts";
-import { pidfileTestHooks } from "../../src/pidfile.ts";
+import { pidfileTestHooks } from "../../src/pidfile/attempt.ts";
+import { args as argv } from "./args.ts";
 
-const argv = (globalThis as { Deno?: { args: string[] } }).Deno?.args ?? process.argv.slice(2);
 const [lockPath, dir, roundsText, ...flags] = argv;
 const pause = new Int32Array(new SharedArrayBuffer(4));
 const sleep = (ms: number) => Atomics.wait(pause, 0, 0, ms);

@@ -1,8 +1,8 @@
 // One tryAcquire; prints the backend that took the lock, "busy", or the
 // LockError code. argv: lockPath
 import { LockError, tryAcquire } from "../../mod.ts";
+import { args as argv } from "./args.ts";
 
-const argv = (globalThis as { Deno?: { args: string[] } }).Deno?.args ?? process.argv.slice(2);
 try {
   const lock = tryAcquire(argv[0]);
   console.log(lock === null ? "busy" : lock.backend);

@@ -3,17 +3,10 @@
 // (Real kernel32 runs in the Wine stage of `npm test`, through koffi.)
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import {
-  encodeWidePath,
-  LAYOUT,
-  longPath,
-  type RawKernel32,
-  WIN32,
-  WINDOWS_CONSTANTS as C,
-  windowsBinding,
-} from "../ffi/windows.ts";
-import { KIND_DIRECTORY, KIND_FILE, KIND_SYMLINK, newIdentity } from "../ffi/types.ts";
-import { runtimeName } from "./helpers.ts";
+import { encodeWidePath, longPath, type RawKernel32, windowsBinding } from "../../ffi/windows.ts";
+import { LAYOUT, WIN32, WINDOWS_CONSTANTS as C } from "../../ffi/windows_table.ts";
+import { FileKind, kindOf, newIdentity } from "../../ffi/types.ts";
+import { runtimeName } from "../helpers.ts";
 
 interface Fake {
   raw: RawKernel32;
@@ -113,13 +106,13 @@ test(`${runtimeName}: windows: open, lock, identity and release map to kernel32`
 
   const id = newIdentity();
   assert.equal(b.fstat(100, id), 0);
-  assert.deepEqual([...id], [0xabcd, 0, 42, 7, KIND_FILE]);
+  assert.deepEqual([...id], [0xabcd, 0, 42, 7, FileKind.FILE]);
   f.attributes = WIN32.FILE_ATTRIBUTE_DIRECTORY;
   b.fstat(100, id);
-  assert.equal(id[4], KIND_DIRECTORY);
+  assert.equal(kindOf(id), FileKind.DIRECTORY);
   f.attributes = WIN32.FILE_ATTRIBUTE_REPARSE_POINT;
   b.fstat(100, id);
-  assert.equal(id[4], KIND_SYMLINK);
+  assert.equal(kindOf(id), FileKind.SYMLINK);
   assert.equal(b.close(100), 0);
   assert.equal(b.unlink(path), 0);
 });

@@ -3,30 +3,30 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { type ChildProcess, spawn } from "node:child_process";
-import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { inspect, tryAcquire } from "../mod.ts";
-import { VERSION } from "../src/version.ts";
+import { inspect, tryAcquire } from "../../mod.ts";
+import { VERSION } from "../../src/version.ts";
 import {
+  bin,
   dead,
   exited,
   finish,
   type Finished,
   hasCommand,
+  inTemp,
   repoRoot,
   runtimeName,
   signal,
   start,
-  tempDir,
   waitFor,
-} from "./helpers.ts";
+} from "../helpers.ts";
 
 const FLOCK = hasCommand("flock");
 const flockSkip = FLOCK ? undefined : "util-linux flock(1) is not on PATH";
 if (!FLOCK) console.log(`SKIP side-by-side tests with flock(1): ${flockSkip}`);
 
-const bin = (name: string) => join(repoRoot, "node_modules", ".bin", name);
-const CLI = join(repoRoot, "src", "cli.ts");
+const CLI = join(repoRoot, "src", "cli", "main.ts");
 
 /** The CLI in this test's own runtime. */
 function cli(args: string[]): string[] {
@@ -38,17 +38,6 @@ function cli(args: string[]): string[] {
     default:
       return ["node", "--import", "tsx", CLI, ...args];
   }
-}
-
-function inTemp(fn: (dir: string) => Promise<void>): () => Promise<void> {
-  return async () => {
-    const dir = tempDir();
-    try {
-      await fn(dir);
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
-  };
 }
 
 const runArgv = (argv: string[]): Promise<Finished> => finish(start(argv));

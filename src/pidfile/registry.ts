@@ -13,7 +13,7 @@ import {
   onExit,
   removeSignalListener,
   signalListeners,
-} from "../ffi/system.ts";
+} from "../../ffi/node_process.ts";
 
 /** What the registry needs of a held lock. */
 export interface TrackedLock {

@@ -5,15 +5,19 @@
 // token that changes (a live holder judged stale).
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { posixBinding, type ProcessInfoCall, type RawLibc } from "../ffi/posix_common.ts";
+import {
+  posixBinding,
+  type ProcessInfoCall,
+  type RawLibc,
+  startTokenFromProcessInfo,
+} from "../../ffi/posix.ts";
 import {
   DARWIN_AARCH64,
   DARWIN_PROC_BSDINFO as INFO,
   DARWIN_X86_64,
   LINUX_X86_64,
-  startTokenFromProcessInfo,
-} from "../ffi/tables.ts";
-import { runtimeName } from "./helpers.ts";
+} from "../../ffi/posix_tables.ts";
+import { runtimeName } from "../helpers.ts";
 
 const STARTED = 1_763_000_000; // 2025-11-13
 const NOW_MS = (STARTED + 3600) * 1000;

@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { rmSync } from "node:fs";
 import { join } from "node:path";
 import { Worker } from "node:worker_threads";
-import { runtimeName, tempDir, workers } from "./helpers.ts";
+import { runtimeName, tempDir, workers } from "../helpers.ts";
 
 function ask(worker: Worker, message?: string): Promise<string> {
   return new Promise((resolve, reject) => {

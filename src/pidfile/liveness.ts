@@ -6,8 +6,9 @@
  * @module
  */
 
-import { ffiBinding, os } from "../ffi/runtime.ts";
-import { processId, readSystemText, signalZero } from "../ffi/system.ts";
+import { ffiBinding, os } from "../../ffi/runtime.ts";
+import { readSystemText } from "../../ffi/node_fs.ts";
+import { processId, signalZero } from "../../ffi/node_process.ts";
 
 /** What this process can learn about another one. */
 export interface ProcessState {

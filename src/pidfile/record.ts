@@ -5,7 +5,7 @@
  * @module
  */
 
-import type { RuntimeName } from "../ffi/runtime.ts";
+import type { RuntimeName } from "../../ffi/runtime.ts";
 
 /** What a pidfile lock file holds. */
 export interface PidRecord {

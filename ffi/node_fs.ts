@@ -1,9 +1,9 @@
 /**
- * The filesystem and process calls of the pidfile backend and of holder
- * inspection, through the `node:` built-ins that Deno, Bun and Node all
- * implement (no FFI: this is what a process without a kernel lock has). Each
- * function makes one call (or one fixed sequence, such as open-read-close) and
- * reports the error code; `src/` decides what it means.
+ * The file calls of the pidfile backend and of holder inspection, through
+ * `node:fs`, which Deno, Bun and Node all implement (no FFI: this is what a
+ * process without a kernel lock has). Each function makes one call (or one
+ * fixed sequence, such as open-read-close) and reports the errno name;
+ * `src/` decides what it means.
  *
  * @module
  */
@@ -20,14 +20,21 @@ import {
   unlinkSync,
   writeSync,
 } from "node:fs";
-import { hostname } from "node:os";
-import process from "node:process";
-import { setInterval as backgroundInterval } from "node:timers";
+import { FileKind } from "./types.ts";
+import { thrownErrnoName } from "./thrown.ts";
 
 /** A failed call: an errno name (`ENOENT`, `EEXIST`, ...) and the original error. */
 export class SystemFailure {
+  /** The errno name. */
+  readonly code: string;
+  /** The error the runtime threw. */
+  readonly cause: unknown;
+
   /** Creates a failure from an errno name and the original error. */
-  constructor(readonly code: string, readonly cause: unknown) {}
+  constructor(code: string, cause: unknown) {
+    this.code = code;
+    this.cause = cause;
+  }
 }
 
 /** The parts of a file's status the pidfile backend needs. */
@@ -36,7 +43,7 @@ export interface FileStatus {
   readonly ino: number;
   readonly size: number;
   readonly mtimeMs: number;
-  readonly kind: "file" | "directory" | "symlink" | "other";
+  readonly kind: FileKind;
 }
 
 /** The head of a file: at most `limit` bytes, and its status. */
@@ -46,13 +53,7 @@ export interface FileHead {
 }
 
 function failure(error: unknown): SystemFailure {
-  const record = error as { code?: unknown; name?: unknown };
-  if (typeof record?.code === "string") return new SystemFailure(record.code, error);
-  // Deno reports a missing permission as NotCapable, without an errno code.
-  if (record?.name === "NotCapable" || record?.name === "PermissionDenied") {
-    return new SystemFailure("EACCES", error);
-  }
-  return new SystemFailure("EIO", error);
+  return new SystemFailure(thrownErrnoName(error), error);
 }
 
 function statusOf(stats: Stats): FileStatus {
@@ -62,12 +63,12 @@ function statusOf(stats: Stats): FileStatus {
     size: stats.size,
     mtimeMs: stats.mtimeMs,
     kind: stats.isFile()
-      ? "file"
+      ? FileKind.FILE
       : stats.isDirectory()
-      ? "directory"
+      ? FileKind.DIRECTORY
       : stats.isSymbolicLink()
-      ? "symlink"
-      : "other",
+      ? FileKind.SYMLINK
+      : FileKind.OTHER,
   };
 }
 
@@ -112,7 +113,7 @@ export function readHead(path: string, limit: number): FileHead | SystemFailure 
   }
   try {
     const status = statusOf(fstatSync(fd));
-    if (status.kind !== "file") return { bytes: new Uint8Array(0), status };
+    if (status.kind !== FileKind.FILE) return { bytes: new Uint8Array(0), status };
     const bytes = new Uint8Array(Math.min(limit, status.size));
     let filled = 0;
     while (filled < bytes.length) {
@@ -224,75 +225,7 @@ function readStream(path: string, limit: number): string | undefined {
   }
 }
 
-/** This process's id. */
-export const processId: number = process.pid;
-
-/** The host's name, or `undefined` when the runtime does not let us read it. */
-export function hostName(): string | undefined {
-  try {
-    return hostname();
-  } catch {
-    // Deno without --allow-sys: the kernel's copy, where /proc is readable.
-    return readSystemText("/proc/sys/kernel/hostname")?.trim() || undefined;
-  }
-}
-
-/**
- * Signal 0 to `pid`: `"alive"` when it reaches a process (or is refused with
- * EPERM), `"dead"` on ESRCH, `"unknown"` when the runtime does not let us ask.
- */
-export function signalZero(pid: number): "alive" | "dead" | "unknown" {
-  try {
-    process.kill(pid, 0);
-    return "alive";
-  } catch (error) {
-    const code = (error as { code?: unknown })?.code;
-    if (code === "ESRCH") return "dead";
-    if (code === "EPERM") return "alive";
-    return "unknown";
-  }
-}
-
-/** The signals after which a process removes the pidfile locks it holds. */
-export type ExitSignal = "SIGINT" | "SIGTERM";
-
-const SIGNAL_NUMBERS: Record<ExitSignal, number> = { SIGINT: 2, SIGTERM: 15 };
-
-/** Calls `handler` once when the process exits normally. */
-export function onExit(handler: () => void): void {
-  process.on("exit", handler);
-}
-
-/** Adds a listener for `signal`. */
-export function addSignalListener(signal: ExitSignal, handler: () => void): void {
-  process.on(signal, handler);
-}
-
-/** Removes a listener for `signal`. */
-export function removeSignalListener(signal: ExitSignal, handler: () => void): void {
-  process.off(signal, handler);
-}
-
-/** How many listeners `signal` has in this process. */
-export function signalListeners(signal: ExitSignal): number {
-  return process.listenerCount(signal);
-}
-
-/**
- * Dies of `signal` as if no listener had been installed: re-raises it, or
- * where the runtime refuses (Deno without --allow-run) exits with 128 + N.
- */
-export function dieOfSignal(signal: ExitSignal): void {
-  try {
-    process.kill(process.pid, signal);
-  } catch {
-    process.exit(128 + SIGNAL_NUMBERS[signal]);
-  }
-}
-
-/** Runs `fn` every `ms` on a timer that does not keep the process alive; returns a stop function. */
-export function backgroundTimer(fn: () => void, ms: number): () => void {
-  const timer = backgroundInterval(fn, ms);
-  timer.unref();
-  return () => clearInterval(timer);
+/** Whether two statuses name the same file (device and inode). */
+export function sameFileStatus(a: FileStatus, b: FileStatus): boolean {
+  return a.dev === b.dev && a.ino === b.ino;
 }

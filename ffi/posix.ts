@@ -1,18 +1,22 @@
 /**
- * Pieces shared by the three POSIX FFI bindings: path encoding and the errno
- * name lookups. No runtime API is used here.
+ * The POSIX binding, shared by the three FFI runtimes: each runtime binds the
+ * raw libc calls (`deno.ts`, `bun.ts`, `node.ts`), and {@linkcode posixBinding}
+ * turns them into a {@linkcode Binding}: path encoding, errno reading, and the
+ * decoding of the raw structs the calls fill in. No runtime API is used here.
  *
  * @module
  */
 
-import type { BackendName, Binding, EncodedPath, FileIdentity } from "./types.ts";
-import {
-  errnoNames,
-  type PosixTable,
-  readStat,
-  startTokenFromProcessInfo,
-  type StatSymbols,
-} from "./tables.ts";
+import type {
+  BackendName,
+  Binding,
+  EncodedPath,
+  ErrnoLookup,
+  FileIdentity,
+  FileKind,
+} from "./types.ts";
+import { FileKind as Kind, setIdentity } from "./types.ts";
+import type { PosixTable, ProcessInfoLayout, StatLayout, StatSymbols } from "./posix_tables.ts";
 
 const encoder = new TextEncoder();
 
@@ -24,19 +28,87 @@ export function encodeCString(path: string): Uint8Array {
   return out;
 }
 
-/** errno lookups for one table. */
-export interface ErrnoLookup {
-  errnoName(errno: number): string;
-  errnoNumber(name: string): number;
-}
-
 /** Builds the errno lookups of a table. */
 export function errnoLookup(table: PosixTable): ErrnoLookup {
-  const names = errnoNames(table);
+  const names = new Map<number, string>();
+  for (const [name, value] of Object.entries(table.errno)) {
+    if (!names.has(value)) names.set(value, name);
+  }
   return {
     errnoName: (errno) => names.get(errno) ?? `E${errno}`,
     errnoNumber: (name) => table.errno[name] ?? -1,
   };
+}
+
+const S_IFMT = 0o170000;
+const S_IFDIR = 0o040000;
+const S_IFREG = 0o100000;
+const S_IFLNK = 0o120000;
+
+/** Maps `st_mode` to a {@linkcode FileKind}. */
+export function kindOfMode(mode: number): FileKind {
+  const type = mode & S_IFMT;
+  return type === S_IFREG
+    ? Kind.FILE
+    : type === S_IFDIR
+    ? Kind.DIRECTORY
+    : type === S_IFLNK
+    ? Kind.SYMLINK
+    : Kind.OTHER;
+}
+
+/** Reads dev/ino/kind out of a raw `struct stat` into an identity buffer. */
+export function readStat(layout: StatLayout, view: DataView, out: FileIdentity): void {
+  setIdentity(
+    out,
+    view.getUint32(layout.devOffset, true),
+    layout.devSize === 8 ? view.getUint32(layout.devOffset + 4, true) : 0,
+    view.getUint32(layout.inoOffset, true),
+    view.getUint32(layout.inoOffset + 4, true),
+    kindOfMode(
+      layout.modeSize === 4
+        ? view.getUint32(layout.modeOffset, true)
+        : view.getUint16(layout.modeOffset, true),
+    ),
+  );
+}
+
+/** 2000-01-01: no process running now started before it. */
+const EARLIEST_START_SECONDS = 946_684_800;
+
+/**
+ * The start token in a `proc_bsdinfo` that `proc_pidinfo` filled (`written`
+ * bytes), or `undefined` unless the answer is self-consistent: the whole
+ * struct was written, it names `pid`, and the start time is a plausible wall
+ * clock time. A layout mistake so gives no token (the holder is judged by
+ * signal 0 alone) rather than one that changes and makes a live holder look
+ * stale.
+ *
+ * @example
+ * ```ts
+ * import { startTokenFromProcessInfo } from "./posix.ts";
+ * import { DARWIN_PROC_BSDINFO } from "./posix_tables.ts";
+ * const view = new DataView(new ArrayBuffer(DARWIN_PROC_BSDINFO.size));
+ * startTokenFromProcessInfo(DARWIN_PROC_BSDINFO, view, 0, 42, Date.now()); // undefined
+ * ```
+ */
+export function startTokenFromProcessInfo(
+  layout: ProcessInfoLayout,
+  view: DataView,
+  written: number,
+  pid: number,
+  nowMs: number,
+): string | undefined {
+  if (written !== layout.size || view.getUint32(layout.pidOffset, true) !== pid) return undefined;
+  const seconds = Number(view.getBigUint64(layout.startSecondsOffset, true));
+  const microseconds = Number(view.getBigUint64(layout.startMicrosecondsOffset, true));
+  if (
+    seconds < EARLIEST_START_SECONDS || seconds * 1000 > nowMs + 86_400_000 ||
+    microseconds >= 1_000_000
+  ) {
+    return undefined;
+  }
+  return `mac:${seconds}.${String(microseconds).padStart(6, "0")}`;
 }
 
 /**

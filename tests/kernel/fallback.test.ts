@@ -1,7 +1,7 @@
 // A filesystem without flock (ENOLCK / EOPNOTSUPP): the automatic backend falls
-// back to pidfile for that path, an explicit one fails with a clear error. No
-// machine here has such a filesystem, so `testHooks.flockError` makes flock
-// fail the way it does there; everything else is real.
+// back to pidfile for that path, an explicit one fails with a clear error.
+// `testHooks.flockError` makes flock fail the way it does there; everything
+// else is real.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { existsSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from "node:fs";
@@ -14,9 +14,9 @@ import {
   LockTimeoutError,
   probe,
   tryAcquire,
-} from "../mod.ts";
-import { testHooks } from "../src/engine.ts";
-import { command, FLAVOURS, runtimeName, runTogether, tempDir } from "./helpers.ts";
+} from "../../mod.ts";
+import { testHooks } from "../../src/kernel/engine.ts";
+import { countTogether, FLAVOURS, runtimeName, tempDir } from "../helpers.ts";
 
 function withoutFlock(
   errno: string,
@@ -202,23 +202,14 @@ test(
 const N = 30;
 
 async function counter(dir: string, mode: "lock" | "nolock"): Promise<number> {
-  const lock = join(dir, "c.lock");
-  const count = join(dir, "counter");
-  writeFileSync(count, "0");
-  await runTogether(
-    FLAVOURS.map((flavour, i) =>
-      command(flavour, "counter.ts", [
-        lock,
-        count,
-        String(N),
-        mode,
-        `noflock=${i % 2 === 0 ? "ENOLCK" : "EOPNOTSUPP"}`,
-      ])
-    ),
+  const { total, lockLeft } = await countTogether(
     dir,
+    N,
+    FLAVOURS,
+    (i) => [mode, `noflock=${i % 2 === 0 ? "ENOLCK" : "EOPNOTSUPP"}`],
   );
-  assert.ok(!existsSync(lock), "the last holder removed the record");
-  return Number(readFileSync(count, "utf8"));
+  assert.ok(!lockLeft, "the last holder removed the record");
+  return total;
 }
 
 test(

@@ -8,7 +8,6 @@ import {
   mkdirSync,
   readdirSync,
   readFileSync,
-  rmSync,
   statSync,
   symlinkSync,
   unlinkSync,
@@ -25,22 +24,11 @@ import {
   probe,
   tryAcquire,
   withLock,
-} from "../mod.ts";
-import { guardPath } from "../src/pidfile.ts";
-import { dead, exited, runtimeName, tempDir } from "./helpers.ts";
+} from "../../mod.ts";
+import { guardPath } from "../../src/pidfile/attempt.ts";
+import { dead, deadPid, exited, inTemp, runtimeName } from "../helpers.ts";
 
 const PIDFILE = { backend: "pidfile" } as const;
-
-function inTemp(fn: (dir: string) => Promise<void> | void): () => Promise<void> {
-  return async () => {
-    const dir = tempDir();
-    try {
-      await fn(dir);
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
-  };
-}
 
 /** The start token the library computes for `pid` (Linux). */
 function startTokenOf(pid: number): string {
@@ -69,12 +57,6 @@ function record(fields: Record<string, unknown>): string {
 function age(path: string, ms: number): void {
   const then = (Date.now() - ms) / 1000;
   utimesSync(path, then, then);
-}
-
-async function deadPid(): Promise<number> {
-  const child = spawn("true", [], { stdio: "ignore" });
-  await exited(child);
-  return child.pid!;
 }
 
 async function livePid(): Promise<{ pid: number; stop: () => Promise<void> }> {

@@ -5,10 +5,11 @@
  * @module
  */
 
-import type { BackendName, Binding, EncodedPath } from "../ffi/types.ts";
-import { newIdentity, sameFile } from "../ffi/types.ts";
-import { LockError } from "./errors.ts";
-import type { Lock } from "./types.ts";
+import type { BackendName, Binding, EncodedPath } from "../../ffi/types.ts";
+import { newIdentity, sameFile } from "../../ffi/types.ts";
+import { LockError } from "../errors.ts";
+import { HeldLock } from "../held_lock.ts";
+import type { KernelRequest } from "./engine.ts";
 
 const ours = newIdentity();
 const atPath = newIdentity();
@@ -25,7 +26,7 @@ export function unlinkIfOurs(binding: Binding, encoded: EncodedPath, fd: number)
 }
 
 /** A lock held through a kernel binding. */
-export class KernelLock implements Lock {
+export class KernelLock extends HeldLock {
   readonly path: string;
   readonly shared: boolean;
   readonly backend: BackendName;
@@ -34,22 +35,16 @@ export class KernelLock implements Lock {
   #fd: number;
   #removeOnRelease: boolean;
 
-  constructor(
-    binding: Binding,
-    path: string,
-    encoded: EncodedPath,
-    fd: number,
-    shared: boolean,
-    removeOnRelease: boolean,
-  ) {
-    this.#binding = binding;
-    this.path = path;
-    this.#encoded = encoded;
+  constructor(request: KernelRequest, fd: number, removeOnRelease: boolean) {
+    super();
+    this.#binding = request.binding;
+    this.path = request.path;
+    this.#encoded = request.encoded;
     this.#fd = fd;
-    this.shared = shared;
-    this.backend = binding.backend;
+    this.shared = request.shared;
+    this.backend = request.binding.backend;
     // A shared holder never unlinks: readers and a writer would split across two inodes.
-    this.#removeOnRelease = removeOnRelease && !shared;
+    this.#removeOnRelease = removeOnRelease && !request.shared;
   }
 
   get released(): boolean {
@@ -62,7 +57,7 @@ export class KernelLock implements Lock {
     this.#fd = -1;
     const binding = this.#binding;
     let unlinkError = 0;
-    if (this.#removeOnRelease) unlinkError = unlinkIfOurs(this.#binding, this.#encoded, fd);
+    if (this.#removeOnRelease) unlinkError = unlinkIfOurs(binding, this.#encoded, fd);
     // Closing the last descriptor drops the lock; unlocking first makes the
     // hand-off independent of any descriptor a runtime may still share.
     binding.flock(fd, binding.constants.LOCK_UN);
@@ -83,22 +78,5 @@ export class KernelLock implements Lock {
         detail: "the lock was released but closing its descriptor failed",
       });
     }
-  }
-
-  release(): Promise<void> {
-    try {
-      this.releaseSync();
-      return Promise.resolve();
-    } catch (error) {
-      return Promise.reject(error);
-    }
-  }
-
-  [Symbol.dispose](): void {
-    this.releaseSync();
-  }
-
-  [Symbol.asyncDispose](): Promise<void> {
-    return this.release();
   }
 }

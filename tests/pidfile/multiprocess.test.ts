@@ -2,53 +2,39 @@
 // without FFI, as a degraded user would.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { hostname } from "node:os";
 import { join } from "node:path";
-import { acquire, inspect, tryAcquire } from "../mod.ts";
+import { acquire, inspect, tryAcquire } from "../../mod.ts";
 import {
   command,
+  countTogether,
   dead,
+  deadPid,
   exited,
   finish,
   type Flavour,
+  inTemp,
   PIDFILE_FLAVOURS,
   runtimeName,
-  runTogether,
   signal as sendSignal,
   start,
-  tempDir,
   waitFor,
-} from "./helpers.ts";
+} from "../helpers.ts";
 
 const PIDFILE = { backend: "pidfile" } as const;
-
-function inTemp(fn: (dir: string) => Promise<void>): () => Promise<void> {
-  return async () => {
-    const dir = tempDir();
-    try {
-      await fn(dir);
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
-  };
-}
 
 const N = 40;
 
 async function counter(dir: string, mode: "lock" | "nolock"): Promise<number> {
-  const lock = join(dir, "c.lock");
-  const count = join(dir, "counter");
-  writeFileSync(count, "0");
-  await runTogether(
-    PIDFILE_FLAVOURS.map((f) =>
-      command(f, "counter.ts", [lock, count, String(N), mode, "pidfile"])
-    ),
+  const { total, lockLeft } = await countTogether(
     dir,
+    N,
+    PIDFILE_FLAVOURS,
+    () => [mode, "pidfile"],
   );
-  assert.ok(!existsSync(lock), "the last holder removed the lock file");
-  return Number(readFileSync(count, "utf8"));
+  assert.ok(!lockLeft, "the last holder removed the lock file");
+  return total;
 }
 
 test(
@@ -118,12 +104,6 @@ test(
     }
   }),
 );
-
-async function deadPid(): Promise<number> {
-  const child = spawn("true", [], { stdio: "ignore" });
-  await exited(child);
-  return child.pid!;
-}
 
 const RACERS: Flavour[] = [
   ...Array<Flavour>(6).fill("bun"),

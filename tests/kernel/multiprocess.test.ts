@@ -1,32 +1,22 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { readFileSync, rmSync, writeFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { acquireSync, tryAcquire } from "../mod.ts";
+import { acquireSync, tryAcquire } from "../../mod.ts";
 import {
   command,
+  countTogether,
   dead,
   exited,
   finish,
   FLAVOURS,
   hasCommand,
+  inTemp,
   runtimeName,
   runTogether,
   start,
-  tempDir,
   waitFor,
-} from "./helpers.ts";
-
-function inTemp(fn: (dir: string) => Promise<void>): () => Promise<void> {
-  return async () => {
-    const dir = tempDir();
-    try {
-      await fn(dir);
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
-  };
-}
+} from "../helpers.ts";
 
 const FLOCK = hasCommand("flock");
 const PYTHON = hasCommand("python3");
@@ -60,32 +50,23 @@ const N = 25;
 test(
   `${runtimeName}: counter across Deno (ffi), Deno (native), Bun, Node, flock(1), python is exact`,
   inTemp(async (dir) => {
-    const lock = join(dir, "c.lock");
-    const counter = join(dir, "counter");
-    writeFileSync(counter, "0");
-    const argvs = FLAVOURS.map((f) => command(f, "counter.ts", [lock, counter, String(N), "lock"]));
-    const others: string[][] = [];
-    if (FLOCK) others.push(flockLoop(lock, counter, N));
-    if (PYTHON) others.push(pythonLoop(lock, counter, N));
-    await runTogether(argvs, dir, others);
-    assert.equal(Number(readFileSync(counter, "utf8")), N * (argvs.length + others.length));
+    const others = (lock: string, counter: string): string[][] => [
+      ...(FLOCK ? [flockLoop(lock, counter, N)] : []),
+      ...(PYTHON ? [pythonLoop(lock, counter, N)] : []),
+    ];
+    const foreign = others("", "").length;
+    const { total } = await countTogether(dir, N, FLAVOURS, () => ["lock"], others);
+    assert.equal(total, N * (FLAVOURS.length + foreign));
   }),
 );
 
 test(
   `${runtimeName}: control: the same counter without the lock loses updates`,
   inTemp(async (dir) => {
-    const lock = join(dir, "c.lock");
-    const counter = join(dir, "counter");
-    writeFileSync(counter, "0");
     // More rounds than the locked run: a loss must not depend on lucky timing.
     const rounds = 3 * N;
-    const argvs = FLAVOURS.map((f) =>
-      command(f, "counter.ts", [lock, counter, String(rounds), "nolock"])
-    );
-    await runTogether(argvs, dir);
-    const total = Number(readFileSync(counter, "utf8"));
-    const expected = rounds * argvs.length;
+    const { total } = await countTogether(dir, rounds, FLAVOURS, () => ["nolock"]);
+    const expected = rounds * FLAVOURS.length;
     // Lost, or torn by overlapping writes (NaN): anything but exact.
     assert.notEqual(total, expected, `expected lost updates, got ${total} of ${expected}`);
   }),

@@ -1,7 +1,8 @@
 /**
- * Per-OS facts the bindings need: which library, which symbols, the `O_*` and
- * `LOCK_*` constants, errno numbers and where `struct stat` keeps
- * `st_dev`/`st_ino`/`st_mode`. Pure data; no runtime API is touched here.
+ * Per-OS facts the POSIX bindings need: which library, which symbols, the
+ * `O_*` and `LOCK_*` constants, errno numbers, and where `struct stat` and
+ * macOS's `struct proc_bsdinfo` keep the fields we read. Pure data; the code
+ * that reads raw structs with these layouts is in `posix.ts`.
  *
  * @module
  */
@@ -86,43 +87,6 @@ export const DARWIN_PROC_BSDINFO: ProcessInfoLayout = {
   startSecondsOffset: 120,
   startMicrosecondsOffset: 128,
 };
-
-/** 2000-01-01: no process running now started before it. */
-const EARLIEST_START_SECONDS = 946_684_800;
-
-/**
- * The start token in a `proc_bsdinfo` that `proc_pidinfo` filled (`written`
- * bytes), or `undefined` unless the answer is self-consistent: the whole
- * struct was written, it names `pid`, and the start time is a plausible wall
- * clock time. A layout mistake so gives no token (the holder is judged by
- * signal 0 alone) rather than one that changes and makes a live holder look
- * stale.
- *
- * @example
- * ```ts
- * import { DARWIN_PROC_BSDINFO, startTokenFromProcessInfo } from "./tables.ts";
- * const view = new DataView(new ArrayBuffer(DARWIN_PROC_BSDINFO.size));
- * startTokenFromProcessInfo(DARWIN_PROC_BSDINFO, view, 0, 42, Date.now()); // undefined
- * ```
- */
-export function startTokenFromProcessInfo(
-  layout: ProcessInfoLayout,
-  view: DataView,
-  written: number,
-  pid: number,
-  nowMs: number,
-): string | undefined {
-  if (written !== layout.size || view.getUint32(layout.pidOffset, true) !== pid) return undefined;
-  const seconds = Number(view.getBigUint64(layout.startSecondsOffset, true));
-  const microseconds = Number(view.getBigUint64(layout.startMicrosecondsOffset, true));
-  if (
-    seconds < EARLIEST_START_SECONDS || seconds * 1000 > nowMs + 86_400_000 ||
-    microseconds >= 1_000_000
-  ) {
-    return undefined;
-  }
-  return `mac:${seconds}.${String(microseconds).padStart(6, "0")}`;
-}
 
 const LOCK = { LOCK_SH: 1, LOCK_EX: 2, LOCK_NB: 4, LOCK_UN: 8 } as const;
 
@@ -316,7 +280,7 @@ export const DARWIN_AARCH64: PosixTable = {
  *
  * @example
  * ```ts
- * import { posixTable } from "./tables.ts";
+ * import { posixTable } from "./posix_tables.ts";
  * posixTable("linux", "x86_64")?.constants.O_CREAT; // 0o100
  * ```
  */
@@ -333,41 +297,4 @@ export function posixTable(os: string, arch: string): PosixTable | undefined {
     return a === "x86_64" ? DARWIN_X86_64 : a === "aarch64" ? DARWIN_AARCH64 : undefined;
   }
   return undefined;
-}
-
-/** Names for errno numbers of a table, built once per table. */
-export function errnoNames(table: PosixTable): Map<number, string> {
-  const names = new Map<number, string>();
-  for (const [name, value] of Object.entries(table.errno)) {
-    if (!names.has(value)) names.set(value, name);
-  }
-  return names;
-}
-
-const S_IFMT = 0o170000;
-const S_IFDIR = 0o040000;
-const S_IFREG = 0o100000;
-const S_IFLNK = 0o120000;
-
-/** Maps `st_mode` to a `KIND_*` value. */
-export function kindOfMode(mode: number): number {
-  const type = mode & S_IFMT;
-  return type === S_IFREG ? 0 : type === S_IFDIR ? 1 : type === S_IFLNK ? 2 : 3;
-}
-
-/** Reads dev/ino/kind out of a raw `struct stat` into an identity buffer. */
-export function readStat(
-  layout: StatLayout,
-  view: DataView,
-  out: Uint32Array,
-): void {
-  out[0] = view.getUint32(layout.devOffset, true);
-  out[1] = layout.devSize === 8 ? view.getUint32(layout.devOffset + 4, true) : 0;
-  out[2] = view.getUint32(layout.inoOffset, true);
-  out[3] = view.getUint32(layout.inoOffset + 4, true);
-  out[4] = kindOfMode(
-    layout.modeSize === 4
-      ? view.getUint32(layout.modeOffset, true)
-      : view.getUint16(layout.modeOffset, true),
-  );
 }

@@ -1,0 +1,86 @@
+/**
+ * The process calls of the pidfile backend, through `node:process`, `node:os`
+ * and `node:timers`, which Deno, Bun and Node all implement: this process's
+ * id and host, signal 0 to another process, exit and signal listeners, and a
+ * timer that does not keep the process alive.
+ *
+ * @module
+ */
+
+import { hostname } from "node:os";
+import process from "node:process";
+import { setInterval as backgroundInterval } from "node:timers";
+import { readSystemText } from "./node_fs.ts";
+
+/** This process's id. */
+export const processId: number = process.pid;
+
+/** The host's name, or `undefined` when the runtime does not let us read it. */
+export function hostName(): string | undefined {
+  try {
+    return hostname();
+  } catch {
+    // Deno without --allow-sys: the kernel's copy, where /proc is readable.
+    return readSystemText("/proc/sys/kernel/hostname")?.trim() || undefined;
+  }
+}
+
+/**
+ * Signal 0 to `pid`: `"alive"` when it reaches a process (or is refused with
+ * EPERM), `"dead"` on ESRCH, `"unknown"` when the runtime does not let us ask.
+ */
+export function signalZero(pid: number): "alive" | "dead" | "unknown" {
+  try {
+    process.kill(pid, 0);
+    return "alive";
+  } catch (error) {
+    const code = (error as { code?: unknown })?.code;
+    if (code === "ESRCH") return "dead";
+    if (code === "EPERM") return "alive";
+    return "unknown";
+  }
+}
+
+/** The signals after which a process removes the pidfile locks it holds. */
+export type ExitSignal = "SIGINT" | "SIGTERM";
+
+const SIGNAL_NUMBERS: Record<ExitSignal, number> = { SIGINT: 2, SIGTERM: 15 };
+
+/** Calls `handler` once when the process exits normally. */
+export function onExit(handler: () => void): void {
+  process.on("exit", handler);
+}
+
+/** Adds a listener for `signal`. */
+export function addSignalListener(signal: ExitSignal, handler: () => void): void {
+  process.on(signal, handler);
+}
+
+/** Removes a listener for `signal`. */
+export function removeSignalListener(signal: ExitSignal, handler: () => void): void {
+  process.off(signal, handler);
+}
+
+/** How many listeners `signal` has in this process. */
+export function signalListeners(signal: ExitSignal): number {
+  return process.listenerCount(signal);
+}
+
+/**
+ * Dies of `signal` as if no listener had been installed: re-raises it, or
+ * where the runtime refuses (Deno without --allow-run) exits with 128 + N.
+ */
+export function dieOfSignal(signal: ExitSignal): void {
+  try {
+    process.kill(process.pid, signal);
+  } catch {
+    process.exit(128 + SIGNAL_NUMBERS[signal]);
+  }
+}
+
+/** Runs `fn` every `ms` on a timer that does not keep the process alive; returns a stop function. */
+export function backgroundTimer(fn: () => void, ms: number): () => void {
+  const timer = backgroundInterval(fn, ms);
+  timer.unref();
+  return () => clearInterval(timer);
+}

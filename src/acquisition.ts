@@ -1,0 +1,201 @@
+/**
+ * The flow of one acquire, for every entry point of the API: validate the
+ * path and options, resolve the backend, decide kernel or pidfile for this
+ * path, then hand the attempts to the wait loop (`src/wait.ts`). A path whose
+ * filesystem turns out to have no `flock` moves to pidfile here, within the
+ * same deadline (docs/architecture.md, "Layers").
+ *
+ * @module
+ */
+
+import type { Binding, EncodedPath } from "../ffi/types.ts";
+import { type Attempt, held, REPLACED } from "./attempt.ts";
+import { LockError, type LockTimeoutError } from "./errors.ts";
+import { attemptKernel, heldByKernelUser, type KernelRequest } from "./kernel/engine.ts";
+import { kernelTimedOut } from "./kernel/holders.ts";
+import { KernelLock } from "./kernel/lock.ts";
+import { attemptPidfile, type PidfileRequest, pidfileTimedOut } from "./pidfile/attempt.ts";
+import { MALFORMED_GRACE_MS } from "./pidfile/judge.ts";
+import { PidfileLock } from "./pidfile/lock.ts";
+import { lockOptions, lockPath, type ValidOptions } from "./options.ts";
+import { resolveBackend, type ResolvedBackend } from "./probe.ts";
+import type { Lock } from "./types.ts";
+import { type Attempter, settle, wait, waitSync } from "./wait.ts";
+
+/**
+ * How long after creating a lock file a kernel attempt that finds no `flock`
+ * may still remove it when falling back: well inside the grace that pidfile
+ * users give an empty file, so that none of them can have reclaimed it and
+ * put their own record at the path in the meantime.
+ */
+const REMOVE_CREATED_WITHIN_MS = MALFORMED_GRACE_MS / 4;
+
+/**
+ * Paths whose filesystem refused `flock` in this process, with the backend
+ * chosen automatically: they stay in pidfile mode, so that this process never
+ * takes both kinds of lock on one path.
+ */
+const flockRefused = new Set<string>();
+
+/**
+ * The one decision of which kind of lock `path` takes in this process:
+ * pidfile when the backend resolves to no kernel binding, or when the path's
+ * filesystem refused `flock` and the backend may fall back; else kernel.
+ * Used by every acquire and by `inspect`.
+ */
+export function lockKindFor(path: string, backend: ResolvedBackend): "kernel" | "pidfile" {
+  if (backend.binding === undefined) return "pidfile";
+  return backend.mayFallBack && flockRefused.has(path) ? "pidfile" : "kernel";
+}
+
+// Repeated locks on one path skip re-encoding it.
+let lastPath = "";
+let lastBinding: Binding | undefined;
+let lastEncoded: EncodedPath = "";
+
+function encoded(binding: Binding, path: string): EncodedPath {
+  if (path !== lastPath || binding !== lastBinding) {
+    lastEncoded = binding.encodePath(path);
+    lastPath = path;
+    lastBinding = binding;
+  }
+  return lastEncoded;
+}
+
+function pidfileRequest(
+  path: string,
+  options: ValidOptions,
+  heldByKernel: (() => boolean) | undefined,
+): PidfileRequest {
+  if (options.shared) {
+    throw new LockError({
+      code: "EUNSUPPORTED",
+      path,
+      detail: heldByKernel !== undefined
+        ? "this filesystem does not support flock(2), and the pidfile backend used instead takes exclusive locks only"
+        : "the pidfile backend takes exclusive locks only; a shared lock needs a kernel backend (ffi or native)",
+    });
+  }
+  return {
+    path,
+    mode: options.mode,
+    staleMs: options.staleMs,
+    onCompromised: options.onCompromised,
+    heldByKernelUser: heldByKernel,
+    lastHolder: undefined,
+    lastReason: "",
+  };
+}
+
+/**
+ * The attempts of one acquire: kernel ones until the filesystem turns out to
+ * have no `flock` (then pidfile ones, within the same deadline), or pidfile
+ * ones from the start.
+ */
+export class Acquisition implements Attempter<Lock> {
+  readonly options: ValidOptions;
+  readonly #mayFallBack: boolean;
+  #kernel: KernelRequest | undefined;
+  #pidfile: PidfileRequest | undefined;
+
+  /** Validates `path` and `options` and resolves the backend; throws what the caller got wrong. */
+  constructor(path: unknown, options: unknown) {
+    const absolute = lockPath(path);
+    const valid = lockOptions(options);
+    this.options = valid;
+    const backend = resolveBackend(valid.backend);
+    this.#mayFallBack = backend.mayFallBack;
+    const binding = backend.binding;
+    if (binding === undefined) {
+      this.#pidfile = pidfileRequest(absolute, valid, undefined);
+      return;
+    }
+    const kernel: KernelRequest = {
+      binding,
+      path: absolute,
+      encoded: encoded(binding, absolute),
+      shared: valid.shared,
+      mode: valid.mode,
+      removeCreatedWithinMs: backend.mayFallBack ? REMOVE_CREATED_WITHIN_MS : 0,
+    };
+    if (lockKindFor(absolute, backend) === "pidfile") this.#fallBack(kernel);
+    else this.#kernel = kernel;
+  }
+
+  get canBlock(): boolean {
+    return this.#kernel !== undefined;
+  }
+
+  attempt(blocking: boolean): Attempt<Lock> {
+    const kernel = this.#kernel;
+    if (kernel !== undefined) {
+      const result = attemptKernel(kernel, blocking);
+      if (result.outcome === "held") {
+        return held(new KernelLock(kernel, result.value, this.options.removeOnRelease));
+      }
+      if (result.outcome !== "unsupported") return result;
+      if (!this.#mayFallBack) throw result.error;
+      this.#fallBack(kernel);
+      return REPLACED; // try again at once, as pidfile
+    }
+    const request = this.#pidfile!;
+    const result = attemptPidfile(request);
+    return result.outcome === "held" ? held(new PidfileLock(request, result.value)) : result;
+  }
+
+  timedOut(): LockTimeoutError {
+    const { timeout } = this.options;
+    const kernel = this.#kernel;
+    return kernel !== undefined
+      ? kernelTimedOut(kernel.path, kernel.shared, timeout)
+      : pidfileTimedOut(this.#pidfile!, timeout);
+  }
+
+  /**
+   * The path's filesystem has no `flock`: pidfile from now on, in this
+   * process, never removing a file that kernel users (who may share the
+   * path) hold.
+   */
+  #fallBack(kernel: KernelRequest): void {
+    flockRefused.add(kernel.path);
+    this.#pidfile = pidfileRequest(kernel.path, this.options, () => heldByKernelUser(kernel));
+    this.#kernel = undefined;
+  }
+}
+
+/** `acquire`: waits, yielding to the event loop. */
+export function acquireLock(path: unknown, options: unknown): Promise<Lock> {
+  let acquisition: Acquisition;
+  try {
+    acquisition = new Acquisition(path, options);
+  } catch (error) {
+    return Promise.reject(error);
+  }
+  return wait(acquisition, acquisition.options.timeout, acquisition.options.signal);
+}
+
+/** `acquireSync`: waits, blocking the thread. */
+export function acquireLockSync(path: unknown, options: unknown): Lock {
+  const acquisition = new Acquisition(path, options);
+  return waitSync(acquisition, acquisition.options.timeout, acquisition.options.signal);
+}
+
+/** `tryAcquire`: one settled attempt, never waiting. */
+export function tryAcquireLock(path: unknown, options: unknown): Lock | null {
+  return settle(new Acquisition(path, options), undefined) ?? null;
+}
+
+/** `withLock`: runs `fn` under the lock and releases it afterwards, also when `fn` throws. */
+export async function withLockHeld<T>(
+  path: unknown,
+  fn: (lock: Lock) => T | Promise<T>,
+  options: unknown,
+): Promise<T> {
+  if (typeof fn !== "function") throw new TypeError("withLock needs a function to run");
+  const lock = await acquireLock(path, options);
+  try {
+    return await fn(lock);
+  } finally {
+    await lock.release();
+  }
+}

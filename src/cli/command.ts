@@ -1,0 +1,74 @@
+/**
+ * Running the command under the lock: spawning it, passing SIGINT and SIGTERM
+ * on, and its exit code (128+N when it dies of signal N), as `flock(1)` does.
+ *
+ * @module
+ */
+
+import { type ChildProcess, spawn } from "node:child_process";
+import { constants } from "node:os";
+import process from "node:process";
+import type { CliOutput } from "./report.ts";
+import { EX_OSERR, EX_UNAVAILABLE } from "./exit_codes.ts";
+
+/** The argv that runs `command` through the shell (`$SHELL`, or `/bin/sh`; `cmd.exe` on Windows). */
+export function shellArgv(command: string): string[] {
+  if (process.platform === "win32") {
+    return [process.env.ComSpec ?? "cmd.exe", "/d", "/s", "/c", command];
+  }
+  return [process.env.SHELL || "/bin/sh", "-c", command];
+}
+
+/** Runs the command with the lock held; resolves to its exit code (128+N for signal N). */
+export async function runCommand(
+  argv: string[],
+  out: CliOutput,
+  verbose: boolean,
+): Promise<number> {
+  if (verbose) out.stderr(`filelock: executing ${argv[0]}\n`);
+  let child: ChildProcess | undefined;
+  const early: ("SIGINT" | "SIGTERM")[] = [];
+  // process.kill, not child.kill: Deno's child.kill makes the child's exit
+  // report the signal sent, even when the child caught it and exited normally.
+  const forward = (signal: "SIGINT" | "SIGTERM") => () => {
+    if (child === undefined) early.push(signal);
+    else if (child.pid !== undefined && child.exitCode === null) process.kill(child.pid, signal);
+  };
+  const onInt = forward("SIGINT");
+  const onTerm = forward("SIGTERM");
+  // Listen before the command exists, and let runtimes that bind signal
+  // listeners on the event loop (Deno) finish: a signal must never find us
+  // without a listener once the command runs, or we would die and orphan it.
+  process.on("SIGINT", onInt);
+  process.on("SIGTERM", onTerm);
+  await new Promise((resolve) => setTimeout(resolve, 0));
+  try {
+    return await new Promise<number>((resolve) => {
+      child = spawn(argv[0], argv.slice(1), { stdio: "inherit" });
+      const started = child;
+      started.on("error", (error: Error & { code?: string }) => {
+        const reason = error.code === "ENOENT"
+          ? "No such file or directory"
+          : error.code === "EACCES"
+          ? "Permission denied"
+          : error.message;
+        out.stderr(`filelock: failed to execute ${argv[0]}: ${reason}\n`);
+        resolve(EX_UNAVAILABLE);
+      });
+      started.on("exit", (code, signal) => {
+        if (signal !== null) {
+          const number = (constants.signals as Record<string, number>)[signal] ?? 0;
+          resolve(128 + number);
+        } else {
+          resolve(code ?? EX_OSERR);
+        }
+      });
+      if (started.pid !== undefined) {
+        for (const signal of early) process.kill(started.pid, signal);
+      }
+    });
+  } finally {
+    process.off("SIGINT", onInt);
+    process.off("SIGTERM", onTerm);
+  }
+}

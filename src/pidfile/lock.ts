@@ -1,0 +1,108 @@
+/**
+ * A held pidfile lock: its heartbeat, its release (only while the file still
+ * carries our token), and the report when it was taken from us.
+ *
+ * @module
+ */
+
+import {
+  closeDescriptor,
+  sameFileStatus,
+  statPath,
+  SystemFailure,
+  touchDescriptor,
+} from "../../ffi/node_fs.ts";
+import { processId } from "../../ffi/node_process.ts";
+import { LockError } from "../errors.ts";
+import { HeldLock } from "../held_lock.ts";
+import { describeHolder } from "../holder_text.ts";
+import type { LockHolder } from "../types.ts";
+import { type Created, type PidfileRequest, removeIfOurs } from "./attempt.ts";
+import { judge, readLockFile } from "./judge.ts";
+import { track, untrack } from "./registry.ts";
+
+/** Longest heartbeat period; shorter when `staleMs` asks for it. */
+export const HEARTBEAT_MS = 10_000;
+
+/** The heartbeat period of a holder, from its own `staleMs`. */
+function heartbeatPeriod(staleMs: number): number {
+  return staleMs === Infinity ? HEARTBEAT_MS : Math.max(25, Math.min(HEARTBEAT_MS, staleMs / 4));
+}
+
+function warnCompromised(error: LockError): void {
+  console.warn(`filelock: ${error.message}`);
+}
+
+/** A held pidfile lock. */
+export class PidfileLock extends HeldLock {
+  readonly path: string;
+  readonly shared: boolean = false;
+  readonly backend = "pidfile" as const;
+  /** How often the registry refreshes this lock's heartbeat. */
+  readonly heartbeatMs: number;
+  #created: Created | undefined;
+  #onCompromised: (error: LockError) => void;
+  #reported = false;
+
+  constructor(request: PidfileRequest, created: Created) {
+    super();
+    this.path = request.path;
+    this.#created = created;
+    this.#onCompromised = request.onCompromised ?? warnCompromised;
+    this.heartbeatMs = heartbeatPeriod(request.staleMs);
+    track(this);
+  }
+
+  get released(): boolean {
+    return this.#created === undefined;
+  }
+
+  /** Refreshes the heartbeat and checks that the file at the path is still ours. */
+  heartbeat(now: number): void {
+    const created = this.#created;
+    if (created === undefined) return;
+    touchDescriptor(created.fd, now);
+    const atPath = statPath(this.path);
+    if (atPath instanceof SystemFailure || !sameFileStatus(atPath, created.status)) {
+      this.#compromised();
+    }
+  }
+
+  releaseSync(): void {
+    const created = this.#created;
+    if (created === undefined) return;
+    this.#created = undefined;
+    untrack(this);
+    let ours: boolean;
+    try {
+      ours = removeIfOurs(this.path, created);
+    } finally {
+      closeDescriptor(created.fd);
+    }
+    if (!ours) this.#compromised();
+  }
+
+  #compromised(): void {
+    if (this.#reported) return;
+    this.#reported = true;
+    let holders: LockHolder[] = [];
+    try {
+      const found = readLockFile(this.path);
+      const holder = found === undefined ? undefined : judge(found, Infinity).holder;
+      if (holder !== undefined) holders = [holder];
+    } catch {
+      // Whatever is there now, it is not our record; the report says so.
+    }
+    const now = holders.length > 0
+      ? `now held by ${describeHolder(holders[0])}`
+      : "the lock file is gone or holds no record";
+    this.#onCompromised(
+      new LockError({
+        code: "ECOMPROMISED",
+        path: this.path,
+        detail: `the lock was taken from this process (pid ${processId}) while it held it; ${now}`,
+        holders,
+      }),
+    );
+  }
+}
