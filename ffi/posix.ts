@@ -21,7 +21,7 @@ import type { PosixTable, ProcessInfoLayout, StatLayout, StatSymbols } from "./p
 const encoder = new TextEncoder();
 
 /** UTF-8 bytes of `path` followed by a NUL, as `open(2)` wants them. */
-export function encodeCString(path: string): Uint8Array {
+function encodeCString(path: string): Uint8Array {
   const bytes = encoder.encode(path);
   const out = new Uint8Array(bytes.length + 1);
   out.set(bytes);
@@ -46,7 +46,7 @@ const S_IFREG = 0o100000;
 const S_IFLNK = 0o120000;
 
 /** Maps `st_mode` to a {@linkcode FileKind}. */
-export function kindOfMode(mode: number): FileKind {
+function kindOfMode(mode: number): FileKind {
   const type = mode & S_IFMT;
   return type === S_IFREG
     ? Kind.FILE
@@ -58,7 +58,7 @@ export function kindOfMode(mode: number): FileKind {
 }
 
 /** Reads dev/ino/kind out of a raw `struct stat` into an identity buffer. */
-export function readStat(layout: StatLayout, view: DataView, out: FileIdentity): void {
+function readStat(layout: StatLayout, view: DataView, out: FileIdentity): void {
   setIdentity(
     out,
     view.getUint32(layout.devOffset, true),

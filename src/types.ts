@@ -1,5 +1,5 @@
 /**
- * The public types of the API (DESIGN §1).
+ * The public types of the API (docs/architecture.md, "The public API").
  *
  * @module
  */

@@ -1,5 +1,5 @@
 /**
- * The package version, as in `deno.json` (a test keeps them equal).
+ * The package version, as in `deno.json` and `package.json` (a test keeps the three equal).
  *
  * @module
  */

@@ -22,7 +22,7 @@ import { judge, readLockFile } from "./judge.ts";
 import { track, untrack } from "./registry.ts";
 
 /** Longest heartbeat period; shorter when `staleMs` asks for it. */
-export const HEARTBEAT_MS = 10_000;
+const HEARTBEAT_MS = 10_000;
 
 /** The heartbeat period of a holder, from its own `staleMs`. */
 function heartbeatPeriod(staleMs: number): number {

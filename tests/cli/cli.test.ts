@@ -297,6 +297,8 @@ test(
     assert.equal(version.stdout, `filelock ${VERSION}\n`);
     const denoJson = JSON.parse(readFileSync(join(repoRoot, "deno.json"), "utf8"));
     assert.equal(VERSION, denoJson.version, "src/version.ts matches deno.json");
+    const packageJson = JSON.parse(readFileSync(join(repoRoot, "package.json"), "utf8"));
+    assert.equal(VERSION, packageJson.version, "src/version.ts matches package.json");
     writeFileSync(join(dir, "unused"), "");
   }),
 );

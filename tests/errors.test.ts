@@ -1,0 +1,50 @@
+// The single places that turn things into error codes: file kinds, thrown
+// runtime errors, backend requests.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { FileKind } from "../ffi/types.ts";
+import { thrownErrnoName } from "../ffi/thrown.ts";
+import { fileKindError, LockError } from "../src/errors.ts";
+import { backendRequestProblem } from "../src/options.ts";
+import { runtimeName } from "./helpers.ts";
+
+test(`${runtimeName}: errors: a lock path that is not a regular file has one error per kind`, () => {
+  assert.equal(fileKindError(FileKind.FILE, "/x"), undefined);
+  const cases: [FileKind, string, RegExp][] = [
+    [FileKind.DIRECTORY, "EISDIR", /is a directory/],
+    [FileKind.SYMLINK, "ELOOP", /symbolic link/],
+    [FileKind.OTHER, "EINVAL", /not a regular file/],
+  ];
+  for (const [kind, code, message] of cases) {
+    const error = fileKindError(kind, "/x/y.lock");
+    assert.ok(error instanceof LockError);
+    assert.equal(error.code, code);
+    assert.equal(error.path, "/x/y.lock");
+    assert.match(error.message, message);
+  }
+});
+
+test(`${runtimeName}: errors: a thrown runtime error is named by its errno`, () => {
+  const withCode = (code: string) => Object.assign(new Error("x"), { code });
+  const named = (name: string) => Object.assign(new Error("x"), { name });
+  assert.equal(thrownErrnoName(withCode("ENOENT")), "ENOENT");
+  assert.equal(thrownErrnoName(withCode("EAGAIN")), "EWOULDBLOCK");
+  assert.equal(thrownErrnoName(named("NotCapable")), "EACCES", "a missing Deno permission");
+  assert.equal(thrownErrnoName(named("PermissionDenied")), "EACCES");
+  assert.equal(thrownErrnoName(named("NotFound")), "ENOENT");
+  assert.equal(thrownErrnoName(named("IsADirectory")), "EISDIR");
+  assert.equal(thrownErrnoName(withCode("ERR_INVALID_ARG_TYPE")), "EIO", "not an errno");
+  assert.equal(thrownErrnoName(new Error("x")), "EIO");
+  assert.equal(thrownErrnoName(undefined), "EIO");
+});
+
+test(`${runtimeName}: errors: backend requests are checked in one place`, () => {
+  for (const ok of ["auto", "ffi", "native", "pidfile"]) {
+    assert.equal(backendRequestProblem(ok), undefined);
+  }
+  assert.equal(
+    backendRequestProblem("magic"),
+    "must be one of auto, ffi, native, pidfile, got 'magic'",
+  );
+  assert.match(backendRequestProblem(3) ?? "", /got '3'/);
+});
