@@ -7,7 +7,7 @@
 
 import type { Binding } from "./types.ts";
 import type { PosixTable } from "./posix_tables.ts";
-import { loadFirst, openPadding, posixBinding, type RawLibc } from "./posix.ts";
+import { loadFirst, posixBinding, type RawLibc, variadicPadding } from "./posix.ts";
 import { type RawKernel32, windowsBinding } from "./windows.ts";
 
 /** The part of `bun:ffi` used here, typed locally so other runtimes never need Bun's types. */
@@ -46,7 +46,7 @@ export async function loadBunFfi(): Promise<BunFfi> {
  * ```
  */
 export function createBunBinding(ffi: BunFfi, table: PosixTable): Binding {
-  const padding = openPadding(table).map(() => "i64");
+  const padding = variadicPadding(table).map(() => "i64");
   const { loaded: symbols, statVersion } = loadFirst(table, (library, stat) => {
     const statArgs = stat.version === undefined ? [] : ["i32"];
     const s = ffi.dlopen(library, {
@@ -56,6 +56,7 @@ export function createBunBinding(ffi: BunFfi, table: PosixTable): Binding {
       [stat.lstat]: { args: [...statArgs, "ptr", "ptr"], returns: "i32" },
       unlink: { args: ["ptr"], returns: "i32" },
       close: { args: ["i32"], returns: "i32" },
+      geteuid: { args: [], returns: "u32" },
       [table.errnoLocation]: { args: [], returns: "ptr" },
     }).symbols;
     return {

@@ -7,7 +7,7 @@
 
 import type { Binding } from "./types.ts";
 import type { PosixTable } from "./posix_tables.ts";
-import { loadFirst, openPadding, posixBinding, type RawLibc } from "./posix.ts";
+import { loadFirst, posixBinding, type RawLibc, variadicPadding } from "./posix.ts";
 import { type RawKernel32, windowsBinding } from "./windows.ts";
 
 /**
@@ -22,7 +22,7 @@ import { type RawKernel32, windowsBinding } from "./windows.ts";
  * ```
  */
 export function createDenoBinding(table: PosixTable): Binding {
-  const padding = openPadding(table).map(() => "i64" as const);
+  const padding = variadicPadding(table).map(() => "i64" as const);
   const { loaded: symbols, statVersion } = loadFirst(table, (library, stat) => {
     const statArgs = stat.version === undefined ? [] : ["i32" as const];
     return Deno.dlopen(library, {
@@ -32,6 +32,7 @@ export function createDenoBinding(table: PosixTable): Binding {
       lstat: { name: stat.lstat, parameters: [...statArgs, "buffer", "buffer"], result: "i32" },
       unlink: { parameters: ["buffer"], result: "i32" },
       close: { parameters: ["i32"], result: "i32" },
+      geteuid: { parameters: [], result: "u32" },
       errnoLocation: { name: table.errnoLocation, parameters: [], result: "pointer" },
     }).symbols;
   });

@@ -3,18 +3,31 @@
  * on Linux and macOS), for Deno processes that have no FFI permission. Needs
  * `--allow-read` and `--allow-write` for the lock file.
  *
- * Deno's `open` has no `O_NOFOLLOW`, so `open` refuses a symlink it sees with
- * `lstat` first; the state machine's identity check catches one that appears
- * after that look.
+ * Deno's `open` has neither `O_NOFOLLOW` nor `O_NONBLOCK` (it ignores
+ * `customFlags` for them), so `open` looks with `lstat` first: it refuses a
+ * symlink (`ELOOP`) and, since it cannot open one without waiting, a fifo,
+ * socket or device (`EINVAL`). A symlink planted between that look and the
+ * open is opened through (briefly) and then caught by the state machine's
+ * identity check. Use the FFI backend (`--allow-ffi`) to avoid even that.
  *
  * @module
  */
 
 import type { Binding, EncodedPath, ErrnoLookup, FileIdentity, OpenConstants } from "./types.ts";
-import { FileKind, setIdentity } from "./types.ts";
+import { FileKind, setIdentity, UNKNOWN_OWNER } from "./types.ts";
 import { thrownErrnoName } from "./thrown.ts";
 
 const TWO_32 = 2 ** 32;
+
+function kindOfInfo(info: Deno.FileInfo): FileKind {
+  return info.isFile
+    ? FileKind.FILE
+    : info.isDirectory
+    ? FileKind.DIRECTORY
+    : info.isSymlink
+    ? FileKind.SYMLINK
+    : FileKind.OTHER;
+}
 
 function writeIdentity(info: Deno.FileInfo, out: FileIdentity): void {
   const dev = info.dev ?? 0;
@@ -25,14 +38,18 @@ function writeIdentity(info: Deno.FileInfo, out: FileIdentity): void {
     Math.floor(dev / TWO_32),
     ino % TWO_32,
     Math.floor(ino / TWO_32),
-    info.isFile
-      ? FileKind.FILE
-      : info.isDirectory
-      ? FileKind.DIRECTORY
-      : info.isSymlink
-      ? FileKind.SYMLINK
-      : FileKind.OTHER,
+    kindOfInfo(info),
+    info.uid ?? UNKNOWN_OWNER,
+    info.mode ?? 0,
   );
+}
+
+/** This process's uid where Deno lets us read it without prompting (`--allow-sys=uid`). */
+function effectiveUserId(): number | undefined {
+  if (Deno.permissions.querySync({ name: "sys", kind: "uid" }).state !== "granted") {
+    return undefined;
+  }
+  return Deno.uid() ?? undefined;
 }
 
 /**
@@ -62,17 +79,26 @@ export function createDenoNativeBinding(lookup: ErrnoLookup, c: OpenConstants): 
   return {
     backend: "deno-native",
     constants: c,
+    userId: effectiveUserId(),
+    osDescriptors: false,
     errnoName,
     errnoNumber,
     encodePath: (path: string): EncodedPath => path,
     open(path: EncodedPath, flags: number, mode: number): number {
       const name = path as string;
       try {
-        if ((flags & c.O_NOFOLLOW) !== 0) {
+        if ((flags & (c.O_NOFOLLOW | c.O_NONBLOCK)) !== 0) {
+          let kind: FileKind | undefined;
           try {
-            if (Deno.lstatSync(name).isSymlink) return -errnoNumber("ELOOP");
+            kind = kindOfInfo(Deno.lstatSync(name));
           } catch (error) {
             if (!(error instanceof Deno.errors.NotFound)) throw error;
+          }
+          if (kind === FileKind.SYMLINK && (flags & c.O_NOFOLLOW) !== 0) {
+            return -errnoNumber("ELOOP");
+          }
+          if (kind === FileKind.OTHER && (flags & c.O_NONBLOCK) !== 0) {
+            return -errnoNumber("EINVAL");
           }
         }
         const file = Deno.openSync(name, {

@@ -12,10 +12,10 @@ import type { Binding } from "./types.ts";
 import type { PosixTable } from "./posix_tables.ts";
 import {
   loadFirst,
-  openPadding,
   posixBinding,
   type ProcessInfoCall,
   type RawLibc,
+  variadicPadding,
 } from "./posix.ts";
 import { type RawKernel32, windowsBinding } from "./windows.ts";
 
@@ -30,7 +30,7 @@ import { type RawKernel32, windowsBinding } from "./windows.ts";
  * ```
  */
 export function createNodeBinding(table: PosixTable): Binding {
-  const padding = openPadding(table).map(() => "int64_t");
+  const padding = variadicPadding(table).map(() => "int64_t");
   const { loaded: raw, statVersion } = loadFirst(table, (library, stat) => {
     const statArgs = stat.version === undefined ? [] : ["int"];
     const lib = koffi.load(library);
@@ -42,6 +42,7 @@ export function createNodeBinding(table: PosixTable): Binding {
       lstat: fn(stat.lstat, [...statArgs, "const void *", "void *"]),
       unlink: fn("unlink", ["const void *"]),
       close: fn("close", ["int"]),
+      geteuid: lib.func("geteuid", "uint32_t", []),
     } as unknown as RawLibc;
   });
   return posixBinding(

@@ -15,6 +15,7 @@ import {
   futimesSync,
   lstatSync,
   openSync,
+  readlinkSync,
   readSync,
   type Stats,
   unlinkSync,
@@ -77,12 +78,16 @@ const NOFOLLOW = constants.O_NOFOLLOW ?? 0;
 // A FIFO planted at the lock path must not block the reader until a writer comes.
 const NONBLOCK = constants.O_NONBLOCK ?? 0;
 
-/** `open(path, O_WRONLY|O_CREAT|O_EXCL|O_NOFOLLOW, mode)`: a new file's descriptor. */
+/**
+ * `open(path, O_RDWR|O_CREAT|O_EXCL|O_NOFOLLOW, mode)`: a new file's
+ * descriptor (readable, so that its creator can check its own content without
+ * opening the path again). `O_EXCL` never follows a link, in every runtime.
+ */
 export function createExclusive(path: string, mode: number): number | SystemFailure {
   try {
     return openSync(
       path,
-      constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | NOFOLLOW,
+      constants.O_RDWR | constants.O_CREAT | constants.O_EXCL | NOFOLLOW,
       mode,
     );
   } catch (error) {
@@ -103,25 +108,46 @@ export function writeAll(fd: number, bytes: Uint8Array): 0 | SystemFailure {
   }
 }
 
-/** Opens `path` read-only without following a link, reads up to `limit` bytes, closes. */
-export function readHead(path: string, limit: number): FileHead | SystemFailure {
-  let fd: number;
+/** Reads up to `limit` bytes from the start of an open file. */
+export function readDescriptor(fd: number, limit: number): Uint8Array | SystemFailure {
   try {
-    fd = openSync(path, constants.O_RDONLY | NOFOLLOW | NONBLOCK);
-  } catch (error) {
-    return failure(error);
-  }
-  try {
-    const status = statusOf(fstatSync(fd));
-    if (status.kind !== FileKind.FILE) return { bytes: new Uint8Array(0), status };
-    const bytes = new Uint8Array(Math.min(limit, status.size));
+    const bytes = new Uint8Array(limit);
     let filled = 0;
     while (filled < bytes.length) {
       const count = readSync(fd, bytes, filled, bytes.length - filled, filled);
       if (count === 0) break;
       filled += count;
     }
-    return { bytes: bytes.subarray(0, filled), status };
+    return bytes.subarray(0, filled);
+  } catch (error) {
+    return failure(error);
+  }
+}
+
+/**
+ * Reads up to `limit` bytes of the regular file at `path`, never following a
+ * link and never waiting on a fifo: `lstat` first (Deno's `node:fs` follows
+ * links under limited permissions, whatever the flags), then open and check
+ * that the descriptor is the file `lstat` saw. `"changed"` when the path
+ * changed in between; anything but a regular file comes back with no bytes.
+ */
+export function readHead(path: string, limit: number): FileHead | SystemFailure | "changed" {
+  const seen = statPath(path);
+  if (seen instanceof SystemFailure || seen.kind !== FileKind.FILE) {
+    return seen instanceof SystemFailure ? seen : { bytes: new Uint8Array(0), status: seen };
+  }
+  let fd: number;
+  try {
+    fd = openSync(path, constants.O_RDONLY | NOFOLLOW | NONBLOCK);
+  } catch (error) {
+    const failed = failure(error);
+    return failed.code === "ENOENT" || failed.code === "ELOOP" ? "changed" : failed;
+  }
+  try {
+    const status = statusOf(fstatSync(fd));
+    if (!sameFileStatus(status, seen)) return "changed";
+    const bytes = readDescriptor(fd, Math.min(limit, status.size));
+    return bytes instanceof SystemFailure ? bytes : { bytes, status };
   } catch (error) {
     return failure(error);
   } finally {
@@ -130,6 +156,15 @@ export function readHead(path: string, limit: number): FileHead | SystemFailure 
     } catch {
       // A read-only descriptor has nothing to lose on close.
     }
+  }
+}
+
+/** The target of the symbolic link at `path`, or `undefined` when it cannot be read. */
+export function readLink(path: string): string | undefined {
+  try {
+    return readlinkSync(path);
+  } catch {
+    return undefined;
   }
 }
 
@@ -184,7 +219,7 @@ export function closeDescriptor(fd: number): 0 | SystemFailure {
 /** A small system file (`/proc/...`) as text, or `undefined` when it cannot be read. */
 export function readSystemText(path: string, limit = 1 << 20): string | undefined {
   const head = readHead(path, limit);
-  if (head instanceof SystemFailure) return undefined;
+  if (head instanceof SystemFailure || head === "changed") return undefined;
   // procfs reports size 0: read it as a stream instead.
   if (head.status.size === 0) return readStream(path, limit);
   return new TextDecoder().decode(head.bytes);

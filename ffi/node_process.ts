@@ -51,9 +51,12 @@ export function onExit(handler: () => void): void {
   process.on("exit", handler);
 }
 
-/** Adds a listener for `signal`. */
-export function addSignalListener(signal: ExitSignal, handler: () => void): void {
-  process.on(signal, handler);
+/**
+ * Adds a listener for `signal` that runs before every listener added so far
+ * (a `once` listener removes itself before it runs: ours must see it).
+ */
+export function addFirstSignalListener(signal: ExitSignal, handler: () => void): void {
+  process.prependListener(signal, handler);
 }
 
 /** Removes a listener for `signal`. */
@@ -83,4 +86,9 @@ export function backgroundTimer(fn: () => void, ms: number): () => void {
   const timer = backgroundInterval(fn, ms);
   timer.unref();
   return () => clearInterval(timer);
+}
+
+/** The working directory, which relative lock paths are resolved against. */
+export function workingDirectory(): string {
+  return process.cwd();
 }

@@ -57,19 +57,20 @@ function kindOfMode(mode: number): FileKind {
     : Kind.OTHER;
 }
 
-/** Reads dev/ino/kind out of a raw `struct stat` into an identity buffer. */
+/** Reads dev/ino/kind/owner/mode out of a raw `struct stat` into an identity buffer. */
 function readStat(layout: StatLayout, view: DataView, out: FileIdentity): void {
+  const mode = layout.modeSize === 4
+    ? view.getUint32(layout.modeOffset, true)
+    : view.getUint16(layout.modeOffset, true);
   setIdentity(
     out,
     view.getUint32(layout.devOffset, true),
     layout.devSize === 8 ? view.getUint32(layout.devOffset + 4, true) : 0,
     view.getUint32(layout.inoOffset, true),
     view.getUint32(layout.inoOffset + 4, true),
-    kindOfMode(
-      layout.modeSize === 4
-        ? view.getUint32(layout.modeOffset, true)
-        : view.getUint16(layout.modeOffset, true),
-    ),
+    kindOfMode(mode),
+    view.getUint32(layout.uidOffset, true),
+    mode,
   );
 }
 
@@ -124,8 +125,8 @@ export type ProcessInfoCall = (
 ) => number;
 
 /** The dummy register arguments that put `open`'s mode where `va_arg` reads it. */
-export function openPadding(table: PosixTable): number[] {
-  return new Array<number>(table.openModePadding).fill(0);
+export function variadicPadding(table: PosixTable): number[] {
+  return new Array<number>(table.variadicPadding).fill(0);
 }
 
 /** Raw libc entry points as a runtime's FFI exposes them (C return values). */
@@ -136,6 +137,7 @@ export interface RawLibc {
   lstat(...args: unknown[]): number;
   unlink(path: EncodedPath): number;
   close(fd: number): number;
+  geteuid(): number;
 }
 
 /**
@@ -155,7 +157,7 @@ export function posixBinding(
   const statView = new DataView(statBuffer.buffer);
   const layout = table.stat;
   const { errnoName, errnoNumber } = errnoLookup(table);
-  const pad = openPadding(table);
+  const pad = variadicPadding(table);
   const rawOpen = raw.open, rawFlock = raw.flock, rawFstat = raw.fstat;
   const rawLstat = raw.lstat, rawUnlink = raw.unlink, rawClose = raw.close;
   const open = pad.length === 0
@@ -176,6 +178,8 @@ export function posixBinding(
   return {
     backend,
     constants: table.constants,
+    userId: raw.geteuid(),
+    osDescriptors: true,
     errnoName,
     errnoNumber,
     encodePath: encodeCString,

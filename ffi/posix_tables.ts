@@ -18,6 +18,8 @@ export interface StatLayout {
   readonly devSize: 4 | 8;
   readonly inoOffset: number;
   readonly modeOffset: number;
+  /** `st_uid`, 4 bytes. */
+  readonly uidOffset: number;
   /** 2 or 4 bytes. */
   readonly modeSize: 2 | 4;
 }
@@ -50,7 +52,7 @@ export interface PosixTable {
    * `mode` must be passed after this many dummy 64-bit register arguments so
    * that it lands where `va_arg` reads it. 0 elsewhere.
    */
-  readonly openModePadding: number;
+  readonly variadicPadding: number;
   readonly constants: OpenConstants;
   /** errno name -> number. */
   readonly errno: Readonly<Record<string, number>>;
@@ -182,8 +184,9 @@ export const LINUX_X86_64: PosixTable = {
     inoOffset: 8,
     modeOffset: 24,
     modeSize: 4,
+    uidOffset: 28,
   },
-  openModePadding: 0,
+  variadicPadding: 0,
   constants: {
     O_RDONLY: 0,
     O_RDWR: 2,
@@ -191,6 +194,7 @@ export const LINUX_X86_64: PosixTable = {
     O_EXCL: 0o200,
     O_CLOEXEC: 0o2000000,
     O_NOFOLLOW: 0o400000,
+    O_NONBLOCK: 0o4000,
     ...LOCK,
   },
   errno: LINUX_ERRNO,
@@ -213,8 +217,9 @@ export const LINUX_AARCH64: PosixTable = {
     inoOffset: 8,
     modeOffset: 16,
     modeSize: 4,
+    uidOffset: 24,
   },
-  openModePadding: 0,
+  variadicPadding: 0,
   constants: {
     O_RDONLY: 0,
     O_RDWR: 2,
@@ -222,6 +227,7 @@ export const LINUX_AARCH64: PosixTable = {
     O_EXCL: 0o200,
     O_CLOEXEC: 0o2000000,
     O_NOFOLLOW: 0o100000,
+    O_NONBLOCK: 0o4000,
     ...LOCK,
   },
   errno: LINUX_ERRNO,
@@ -234,6 +240,7 @@ const DARWIN_STAT: StatLayout = {
   inoOffset: 8,
   modeOffset: 4,
   modeSize: 2,
+  uidOffset: 16,
 };
 
 const DARWIN_CONSTANTS: OpenConstants = {
@@ -243,6 +250,7 @@ const DARWIN_CONSTANTS: OpenConstants = {
   O_EXCL: 0x800,
   O_CLOEXEC: 0x1000000,
   O_NOFOLLOW: 0x100,
+  O_NONBLOCK: 0x4,
   ...LOCK,
 };
 
@@ -254,7 +262,7 @@ export const DARWIN_X86_64: PosixTable = {
   errnoLocation: "__error",
   statSymbols: [{ fstat: "fstat$INODE64", lstat: "lstat$INODE64" }],
   stat: DARWIN_STAT,
-  openModePadding: 0,
+  variadicPadding: 0,
   constants: DARWIN_CONSTANTS,
   errno: DARWIN_ERRNO,
   processInfo: DARWIN_PROC_BSDINFO,
@@ -268,7 +276,7 @@ export const DARWIN_AARCH64: PosixTable = {
   errnoLocation: "__error",
   statSymbols: [{ fstat: "fstat", lstat: "lstat" }],
   stat: DARWIN_STAT,
-  openModePadding: 6,
+  variadicPadding: 6,
   constants: DARWIN_CONSTANTS,
   errno: DARWIN_ERRNO,
   processInfo: DARWIN_PROC_BSDINFO,

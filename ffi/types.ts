@@ -39,16 +39,22 @@ export type FileKind = typeof FileKind[keyof typeof FileKind];
 
 /**
  * Identity of a file, filled in by `fstat`/`lstat` without allocating:
- * `[devLow, devHigh, inoLow, inoHigh, kind]`. Read it through
- * {@linkcode sameFile} and {@linkcode kindOf}.
+ * `[devLow, devHigh, inoLow, inoHigh, kind, owner, mode]`. Read it through
+ * {@linkcode sameFile}, {@linkcode kindOf}, {@linkcode ownerOf} and
+ * {@linkcode permissionsOf}.
  */
 export type FileIdentity = Uint32Array;
 
 const KIND_SLOT = 4;
+const OWNER_SLOT = 5;
+const MODE_SLOT = 6;
+
+/** The owner of a file whose owner the OS does not report (Windows). */
+export const UNKNOWN_OWNER = 0xffffffff;
 
 /** Creates an empty identity buffer. */
 export function newIdentity(): FileIdentity {
-  return new Uint32Array(KIND_SLOT + 1);
+  return new Uint32Array(MODE_SLOT + 1);
 }
 
 /** Whether two identities name the same file (device and inode; the kind is not compared). */
@@ -61,7 +67,17 @@ export function kindOf(identity: FileIdentity): FileKind {
   return identity[KIND_SLOT] as FileKind;
 }
 
-/** Writes device, inode and kind into an identity buffer. */
+/** The user id that owns the file, or {@linkcode UNKNOWN_OWNER}. */
+export function ownerOf(identity: FileIdentity): number {
+  return identity[OWNER_SLOT];
+}
+
+/** The permission bits of the file's mode, with setuid, setgid and sticky (`0o7777`). */
+export function permissionsOf(identity: FileIdentity): number {
+  return identity[MODE_SLOT];
+}
+
+/** Writes device, inode, kind, owner and permission bits into an identity buffer. */
 export function setIdentity(
   out: FileIdentity,
   devLow: number,
@@ -69,12 +85,16 @@ export function setIdentity(
   inoLow: number,
   inoHigh: number,
   kind: FileKind,
+  owner: number = UNKNOWN_OWNER,
+  permissions: number = 0,
 ): void {
   out[0] = devLow;
   out[1] = devHigh;
   out[2] = inoLow;
   out[3] = inoHigh;
   out[KIND_SLOT] = kind;
+  out[OWNER_SLOT] = owner;
+  out[MODE_SLOT] = permissions & 0o7777;
 }
 
 /** Constants the state machine passes through to the binding. */
@@ -86,6 +106,8 @@ export interface OpenConstants {
   readonly O_EXCL: number;
   readonly O_CLOEXEC: number;
   readonly O_NOFOLLOW: number;
+  /** Never wait in `open` (a fifo at the lock path would wait for a writer). */
+  readonly O_NONBLOCK: number;
   readonly LOCK_SH: number;
   readonly LOCK_EX: number;
   readonly LOCK_NB: number;
@@ -110,6 +132,14 @@ export interface Binding extends ErrnoLookup {
   readonly backend: BackendName;
   /** Constants of the OS this binding runs on. */
   readonly constants: OpenConstants;
+  /** This process's effective user id, where the OS and runtime tell it. */
+  readonly userId: number | undefined;
+  /**
+   * Whether descriptors are the OS's own file descriptors (POSIX FFI), which
+   * a child process can be given; not Windows handles nor the native
+   * binding's own numbers.
+   */
+  readonly osDescriptors: boolean;
   /** Encodes an absolute path for `open`, `lstat` and `unlink`. */
   encodePath(path: string): EncodedPath;
   /** `open(2)`: a descriptor, or `-errno`. */
@@ -124,6 +154,7 @@ export interface Binding extends ErrnoLookup {
   unlink(path: EncodedPath): number;
   /** `close(2)`: 0, or `-errno`. */
   close(fd: number): number;
+
   /**
    * The creation time of process `pid` as an opaque token, where the OS has
    * no /proc to read it from (Windows: `GetProcessTimes`, macOS:

@@ -130,6 +130,9 @@ export function windowsBinding(backend: BackendName, raw: RawKernel32): Binding 
   return {
     backend,
     constants: WINDOWS_CONSTANTS,
+    // Windows files have owners, but not POSIX uids: the foreign-owner check does not apply.
+    userId: undefined,
+    osDescriptors: false,
     ...windowsErrno,
     encodePath: encodeWidePath,
     open(path, flags, _mode) {

@@ -18,6 +18,8 @@ export const WINDOWS_CONSTANTS: OpenConstants = {
   // Handles are created non-inheritable (no SECURITY_ATTRIBUTES): nothing to ask for.
   O_CLOEXEC: 0,
   O_NOFOLLOW: 0x100,
+  // CreateFileW never waits for a writer: nothing to ask for.
+  O_NONBLOCK: 0,
   LOCK_SH: 1,
   LOCK_EX: 2,
   LOCK_NB: 4,
