@@ -11,24 +11,16 @@
 import type { Binding, EncodedPath } from "../ffi/types.ts";
 import { type Attempt, held, REPLACED } from "./attempt.ts";
 import { LockError, type LockTimeoutError } from "./errors.ts";
+import { heldHereAgainst } from "./held_here.ts";
 import { attemptKernel, heldByKernelUser, type KernelRequest } from "./kernel/engine.ts";
 import { kernelTimedOut } from "./kernel/holders.ts";
 import { KernelLock } from "./kernel/lock.ts";
 import { attemptPidfile, type PidfileRequest, pidfileTimedOut } from "./pidfile/attempt.ts";
-import { MALFORMED_GRACE_MS } from "./pidfile/judge.ts";
 import { PidfileLock } from "./pidfile/lock.ts";
 import { lockOptions, lockPath, type ValidOptions } from "./options.ts";
 import { resolveBackend, type ResolvedBackend } from "./probe.ts";
 import type { Lock } from "./types.ts";
 import { type Attempter, settle, wait, waitSync } from "./wait.ts";
-
-/**
- * How long after creating a lock file a kernel attempt that finds no `flock`
- * may still remove it when falling back: well inside the grace that pidfile
- * users give an empty file, so that none of them can have reclaimed it and
- * put their own record at the path in the meantime.
- */
-const REMOVE_CREATED_WITHIN_MS = MALFORMED_GRACE_MS / 4;
 
 /**
  * Paths whose filesystem refused `flock` in this process, with the backend
@@ -93,6 +85,8 @@ function pidfileRequest(
  * ones from the start.
  */
 export class Acquisition implements Attempter<Lock> {
+  /** The absolute lock path. */
+  readonly path: string;
   readonly options: ValidOptions;
   readonly #mayFallBack: boolean;
   #kernel: KernelRequest | undefined;
@@ -102,6 +96,7 @@ export class Acquisition implements Attempter<Lock> {
   constructor(path: unknown, options: unknown) {
     const absolute = lockPath(path);
     const valid = lockOptions(options);
+    this.path = absolute;
     this.options = valid;
     const backend = resolveBackend(valid.backend);
     this.#mayFallBack = backend.mayFallBack;
@@ -116,7 +111,8 @@ export class Acquisition implements Attempter<Lock> {
       encoded: encoded(binding, absolute),
       shared: valid.shared,
       mode: valid.mode,
-      removeCreatedWithinMs: backend.mayFallBack ? REMOVE_CREATED_WITHIN_MS : 0,
+      removeCreatedOnFallback: backend.mayFallBack,
+      allowForeignOwner: valid.allowForeignOwner,
     };
     if (lockKindFor(absolute, backend) === "pidfile") this.#fallBack(kernel);
     else this.#kernel = kernel;
@@ -174,10 +170,30 @@ export function acquireLock(path: unknown, options: unknown): Promise<Lock> {
   return wait(acquisition, acquisition.options.timeout, acquisition.options.signal);
 }
 
-/** `acquireSync`: waits, blocking the thread. */
+/**
+ * `acquireSync`: waits, blocking the thread. A signal cannot be aborted while
+ * the thread is blocked, so only an aborted one is accepted (its reason is
+ * thrown), and a wait for a lock this thread holds, which could never end
+ * (or only by its timeout), fails at once.
+ */
 export function acquireLockSync(path: unknown, options: unknown): Lock {
   const acquisition = new Acquisition(path, options);
-  return waitSync(acquisition, acquisition.options.timeout, acquisition.options.signal);
+  const { signal, timeout, shared } = acquisition.options;
+  if (signal !== undefined) {
+    if (signal.aborted) throw signal.reason;
+    throw new TypeError(
+      "acquireSync cannot be cancelled by an AbortSignal: nothing can abort it while the thread is blocked; bound the wait with options.timeout instead",
+    );
+  }
+  if (heldHereAgainst(acquisition.path, shared)) {
+    throw new LockError({
+      code: "EDEADLK",
+      path: acquisition.path,
+      detail:
+        "this thread already holds this lock, and locks are not reentrant: a synchronous wait for it would wait for itself; release it first, or use tryAcquire",
+    });
+  }
+  return waitSync(acquisition, timeout);
 }
 
 /** `tryAcquire`: one settled attempt, never waiting. */

@@ -6,14 +6,29 @@
  */
 
 import type { BackendName } from "../ffi/types.ts";
+import { noteHeld, noteReleased } from "./held_here.ts";
 import type { Lock } from "./types.ts";
 
-/** A held lock; a backend's lock class supplies `releaseSync` and its state. */
+/**
+ * A held lock; a backend's lock class supplies `releaseSync` and its state,
+ * and calls {@linkcode HeldLock.forget} once the lock is no longer held.
+ */
 export abstract class HeldLock implements Lock {
-  abstract readonly path: string;
-  abstract readonly shared: boolean;
+  readonly path: string;
+  readonly shared: boolean;
   abstract readonly backend: BackendName;
   abstract readonly released: boolean;
+
+  constructor(path: string, shared: boolean) {
+    this.path = path;
+    this.shared = shared;
+    noteHeld(path, shared);
+  }
+
+  /** Notes that this thread no longer holds the lock; once, when `released` turns true. */
+  protected forget(): void {
+    noteReleased(this.path, this.shared);
+  }
 
   /** Releases the lock synchronously; idempotent. */
   abstract releaseSync(): void;

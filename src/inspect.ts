@@ -35,6 +35,9 @@ export function inspectLock(path: unknown, options: unknown): LockStatus {
   if (found.record !== undefined || pidfile) {
     const verdict = judge(found, valid.staleMs);
     const holders = verdict.holder === undefined ? [] : [verdict.holder];
+    if (verdict.notARecord) {
+      return { path: absolute, state: "unknown", holders, detail: verdict.reason };
+    }
     return {
       path: absolute,
       state: verdict.stale ? "stale" : "held",

@@ -6,8 +6,10 @@
  * @module
  */
 
-import { isAbsolute, normalize, resolve } from "node:path";
+import { isAbsolute, normalize, sep } from "node:path";
 import { fileURLToPath } from "node:url";
+import { os } from "../ffi/runtime.ts";
+import { workingDirectory } from "../ffi/node_process.ts";
 import { LockError } from "./errors.ts";
 import type { BackendRequest, LockOptions } from "./types.ts";
 
@@ -21,6 +23,7 @@ export interface ValidOptions {
   mode: number;
   staleMs: number;
   onCompromised: ((error: LockError) => void) | undefined;
+  allowForeignOwner: boolean;
 }
 
 const BACKEND_REQUESTS: readonly string[] = ["auto", "ffi", "native", "pidfile"];
@@ -50,17 +53,65 @@ export function backendRequest(value: unknown, what: string): BackendRequest | u
 let lastAbsolute = "";
 let lastNormal = "";
 
+/** Whether a path has a `..` component (either separator on Windows). */
+function hasParentComponent(path: string): boolean {
+  return path.split(os === "windows" ? /[\\/]/ : "/").includes("..");
+}
+
+/**
+ * The absolute form of `text` that names the file the kernel would open.
+ * Without a `..` component, lexical normalisation (dropping `.` and repeated
+ * separators) names the same file. With one, it may not: POSIX resolves `..`
+ * after following the symlink before it (`/d/app/../x` with `app -> /e/f` is
+ * `/e/x`, not `/d/x`), so such a path is kept as written, made absolute, and
+ * left to the kernel. Windows resolves `..` lexically itself, but our
+ * `\\?\` long paths skip that, so there it is normalised here.
+ */
+function absolutePath(text: string): string {
+  if (isAbsolute(text) && text === lastAbsolute) return lastNormal;
+  const absolute = isAbsolute(text) ? text : `${workingDirectory()}${sep}${text}`;
+  if (os !== "windows" && hasParentComponent(absolute)) return absolute;
+  const normal = normalize(absolute);
+  if (isAbsolute(text)) {
+    lastAbsolute = text;
+    lastNormal = normal;
+  }
+  return normal;
+}
+
+function urlPath(url: URL): string {
+  if (url.protocol !== "file:") {
+    throw new TypeError(`lock path URL must use the file: protocol, got '${url.protocol}'`);
+  }
+  let text: string;
+  try {
+    text = fileURLToPath(url);
+  } catch (error) {
+    throw new LockError({
+      code: "EINVAL",
+      path: url.href,
+      cause: error,
+      detail: `the file: URL does not name a path (${(error as Error).message})`,
+    });
+  }
+  // Bun decodes an invalid escape such as %FF to nothing.
+  if (text.length === 0 || (url.pathname.length > 1 && text === "/")) {
+    throw new LockError({
+      code: "EINVAL",
+      path: url.href,
+      detail: "the file: URL does not decode to a path (an invalid %-escape?)",
+    });
+  }
+  return text;
+}
+
 /** Turns `path` into an absolute path string, or throws. */
 export function lockPath(path: unknown): string {
-  if (typeof path === "string" && path === lastAbsolute && path.length > 0) return lastNormal;
   let text: string;
   if (typeof path === "string") {
     text = path;
   } else if (path instanceof URL) {
-    if (path.protocol !== "file:") {
-      throw new TypeError(`lock path URL must use the file: protocol, got '${path.protocol}'`);
-    }
-    text = fileURLToPath(path);
+    text = urlPath(path);
   } else {
     throw new TypeError(`lock path must be a string or a file: URL, got ${typeof path}`);
   }
@@ -74,11 +125,7 @@ export function lockPath(path: unknown): string {
       detail: "the lock path contains a NUL character",
     });
   }
-  // resolve() reads the working directory (a syscall in Deno) even for absolute paths.
-  if (!isAbsolute(text)) return resolve(text);
-  lastNormal = normalize(text);
-  lastAbsolute = text;
-  return lastNormal;
+  return absolutePath(text);
 }
 
 const DEFAULTS: ValidOptions = Object.freeze({
@@ -90,6 +137,7 @@ const DEFAULTS: ValidOptions = Object.freeze({
   mode: 0o644,
   staleMs: Infinity,
   onCompromised: undefined,
+  allowForeignOwner: false,
 });
 
 /** Validates options and fills in defaults. */
@@ -121,8 +169,12 @@ export function lockOptions(options: unknown): ValidOptions {
   const backend = backendRequest(o.backend, "options.backend");
   const mode = o.mode ?? 0o644;
   if (typeof mode !== "number") throw new TypeError("options.mode must be a number");
-  if (!Number.isInteger(mode) || mode < 0 || mode > 0o7777) {
-    throw new RangeError(`options.mode must be an integer in 0..0o7777, got ${mode}`);
+  if (!Number.isInteger(mode) || mode < 0 || mode > 0o777) {
+    throw new RangeError(
+      `options.mode must be permission bits in 0..0o777 (no setuid, setgid or sticky bit), got 0o${
+        Number.isInteger(mode) && mode >= 0 ? mode.toString(8) : mode
+      }`,
+    );
   }
   const staleMs = o.staleMs ?? Infinity;
   if (typeof staleMs !== "number") throw new TypeError("options.staleMs must be a number");
@@ -131,6 +183,9 @@ export function lockOptions(options: unknown): ValidOptions {
   }
   if (o.onCompromised !== undefined && typeof o.onCompromised !== "function") {
     throw new TypeError("options.onCompromised must be a function");
+  }
+  if (o.allowForeignOwner !== undefined && typeof o.allowForeignOwner !== "boolean") {
+    throw new TypeError("options.allowForeignOwner must be a boolean");
   }
   return {
     shared: o.shared ?? false,
@@ -141,5 +196,6 @@ export function lockOptions(options: unknown): ValidOptions {
     mode,
     staleMs,
     onCompromised: o.onCompromised,
+    allowForeignOwner: o.allowForeignOwner ?? false,
   };
 }

@@ -18,11 +18,25 @@ export interface LockOptions {
   shared?: boolean;
   /** Milliseconds to wait; default `Infinity`; `0` makes one attempt, then `LockTimeoutError`. */
   timeout?: number;
-  /** Aborting rejects the wait with `signal.reason`. */
+  /**
+   * Aborting rejects the wait with `signal.reason`. `acquireSync` accepts only
+   * an already aborted signal (it throws its reason): nothing can abort a
+   * signal while the thread is blocked, so bound a synchronous wait with
+   * `timeout` instead; any other signal is a `TypeError`.
+   */
   signal?: AbortSignal;
   /** Which backend to use; default `"auto"` (or `FILELOCK_BACKEND`). */
   backend?: BackendRequest;
-  /** Unlink the lock file on release (exclusive locks only); default `false`. */
+  /**
+   * Unlink the lock file on release (exclusive locks only); default `false`.
+   * Safe between users of this module, which check after locking that the
+   * file is still the one at the path. A waiter that does not check
+   * (`flock(1)`, Python's `fcntl.flock`, most other programs) can be handed
+   * the unlinked file while the next user of this module locks a new one, and
+   * then both hold "the" lock: where such programs share the path, keep the
+   * file (the default) and, if it must go, remove it when nobody can be
+   * using it.
+   */
   removeOnRelease?: boolean;
   /** Permission bits of a newly created lock file; default `0o644` (umask applies). */
   mode?: number;
@@ -38,9 +52,23 @@ export interface LockOptions {
    * `ECOMPROMISED` naming the new holder. Default: a warning on the console.
    */
   onCompromised?: (error: LockError) => void;
+  /**
+   * Lock a file owned by another (non-root) user in a sticky world-writable
+   * directory such as `/tmp`. Refused by default (`EPERM`): its owner can
+   * delete it and so split the lock between processes that locked the old
+   * file and processes that create a new one. Prefer a directory only the
+   * lock's users can write (`/run/lock`, `$XDG_RUNTIME_DIR`, the app's own).
+   */
+  allowForeignOwner?: boolean;
 }
 
-/** A held lock. Release it with `release`, `releaseSync`, `using` or `await using`. */
+/**
+ * A held lock. Release it with `release`, `releaseSync`, `using` or `await
+ * using`. Locks are not reentrant: a second acquire of the same path in the
+ * same process waits for the first (`acquireSync` throws `EDEADLK` instead of
+ * waiting forever for itself). A `Lock` that is dropped without release, or
+ * held by a terminated Worker, stays held until the process exits.
+ */
 export interface Lock extends Disposable, AsyncDisposable {
   /** Absolute path of the lock file. */
   readonly path: string;

@@ -101,18 +101,13 @@ export function settle<T>(attempter: Attempter<T>, deadline: number | undefined)
 }
 
 /**
- * Waits for the lock, blocking the thread. Without a timeout or a signal
- * nothing can interrupt the wait, so it happens in the kernel (a blocking
- * `flock`), which hands the lock over the moment it is released, as C's
- * blocking `flock` does; otherwise it sleeps between polls.
+ * Waits for the lock, blocking the thread (no signal can abort meanwhile).
+ * Without a timeout nothing can interrupt the wait, so it happens in the
+ * kernel (a blocking `flock`), which hands the lock over the moment it is
+ * released, as C's blocking `flock` does; otherwise it sleeps between polls.
  */
-export function waitSync<T>(
-  attempter: Attempter<T>,
-  timeout: number,
-  signal: AbortSignal | undefined,
-): T {
-  if (signal?.aborted) throw signal.reason;
-  if (timeout === Infinity && signal === undefined) {
+export function waitSync<T>(attempter: Attempter<T>, timeout: number): T {
+  if (timeout === Infinity) {
     // Until the lock is held, or the acquisition moves to a backend that polls.
     while (attempter.canBlock) {
       const result = attempter.attempt(true);
@@ -127,7 +122,6 @@ export function waitSync<T>(
     const left = deadline - performance.now();
     if (left <= 0) throw attempter.timedOut();
     sleepSync(Math.min(backoff.next(), left));
-    if (signal?.aborted) throw signal.reason;
   }
 }
 

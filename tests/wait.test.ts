@@ -60,11 +60,11 @@ test(`${runtimeName}: wait: settle gives up on a file replaced forever (a zero t
 
 test(`${runtimeName}: wait: waitSync without timeout or signal waits in the kernel`, () => {
   const blocking = scripted([REPLACED, held("fd")], true);
-  assert.equal(waitSync(blocking, Infinity, undefined), "fd");
+  assert.equal(waitSync(blocking, Infinity), "fd");
   assert.deepEqual(blocking.calls, [true, true]);
   // With a timeout it polls instead: every attempt is non-blocking.
   const polling = scripted([BUSY, BUSY, held("fd")], true);
-  assert.equal(waitSync(polling, 10_000, undefined), "fd");
+  assert.equal(waitSync(polling, 10_000), "fd");
   assert.deepEqual(polling.calls, [false, false, false]);
 });
 
@@ -85,12 +85,12 @@ test(`${runtimeName}: wait: waitSync polls once the acquisition can no longer bl
     },
     timedOut: () => new Error("timed out"),
   };
-  assert.equal(waitSync(switching, Infinity, undefined), "file");
+  assert.equal(waitSync(switching, Infinity), "file");
   assert.deepEqual(calls, [true, false, false]);
 });
 
 test(`${runtimeName}: wait: the deadline ends a wait with the attempter's timeout error`, async () => {
-  assert.throws(() => waitSync(scripted([BUSY]), 5, undefined), /timed out/);
+  assert.throws(() => waitSync(scripted([BUSY]), 5), /timed out/);
   await assert.rejects(wait(scripted([BUSY]), 5, undefined), /timed out/);
   const once = scripted([BUSY]);
   await assert.rejects(wait(once, 0, undefined), /timed out/);

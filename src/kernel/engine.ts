@@ -9,8 +9,17 @@
  * @module
  */
 
-import type { Binding, EncodedPath } from "../../ffi/types.ts";
-import { FileKind, kindOf, newIdentity, sameFile } from "../../ffi/types.ts";
+import { dirname } from "node:path";
+import type { Binding, EncodedPath, FileIdentity } from "../../ffi/types.ts";
+import {
+  FileKind,
+  kindOf,
+  newIdentity,
+  ownerOf,
+  permissionsOf,
+  sameFile,
+  UNKNOWN_OWNER,
+} from "../../ffi/types.ts";
 import { type Attempt, BUSY, held, REPLACED } from "../attempt.ts";
 import { fileKindError, FLOCK_UNSUPPORTED, LockError } from "../errors.ts";
 import { unlinkIfOurs } from "./lock.ts";
@@ -25,12 +34,16 @@ export interface KernelRequest {
   readonly shared: boolean;
   readonly mode: number;
   /**
-   * How long after creating the lock file an attempt that finds no `flock`
-   * may still remove it, in ms; 0: never. Only a request that falls back to
-   * pidfile removes it (an empty file would hold pidfile users off for their
-   * grace period), and only while no pidfile user can have reclaimed it.
+   * Whether an attempt that created the lock file and then finds no `flock`
+   * removes it again: when the request falls back to pidfile (pidfile users
+   * never remove a file that holds no record, so it would stand in their way).
    */
-  readonly removeCreatedWithinMs: number;
+  readonly removeCreatedOnFallback: boolean;
+  /**
+   * Lock a file another user owns in a sticky world-writable directory (who
+   * could delete it and so split the lock); refused by default.
+   */
+  readonly allowForeignOwner: boolean;
 }
 
 /**
@@ -48,6 +61,7 @@ export const testHooks: {
 
 const ours = newIdentity();
 const atPath = newIdentity();
+const directory = newIdentity();
 
 function failure(request: KernelRequest, errno: number): LockError {
   return new LockError({
@@ -73,27 +87,35 @@ function flockRetrying(binding: Binding, fd: number, operation: number): number 
   }
 }
 
+/** The flags of every open: no inheritance, no link followed, never a wait (a fifo). */
+function openFlags(binding: Binding): number {
+  const c = binding.constants;
+  return c.O_CLOEXEC | c.O_NOFOLLOW | c.O_NONBLOCK;
+}
+
 /**
  * Opens the file already at the path: read-write, or read-only where writing
  * is refused (`flock` works on either). A descriptor or `-errno`.
  */
-function openExisting(request: KernelRequest): number {
+function openExisting(request: KernelRequest): { fd: number; readOnly: boolean } {
   const { binding } = request;
   const c = binding.constants;
-  const fd = openRetrying(request, c.O_RDWR | c.O_CLOEXEC | c.O_NOFOLLOW, 0);
-  if (fd >= 0) return fd;
+  const fd = openRetrying(request, c.O_RDWR | openFlags(binding), 0);
+  if (fd >= 0) return { fd, readOnly: false };
   const name = binding.errnoName(-fd);
-  if (name !== "EACCES" && name !== "EROFS" && name !== "EPERM") return fd;
-  const readOnly = openRetrying(request, c.O_RDONLY | c.O_CLOEXEC | c.O_NOFOLLOW, 0);
+  if (name !== "EACCES" && name !== "EROFS" && name !== "EPERM") return { fd, readOnly: false };
+  const readOnly = openRetrying(request, c.O_RDONLY | openFlags(binding), 0);
   // Missing after all (Deno refuses a write open it has no permission for
   // before looking at the file): the write refusal is the error to report.
-  return readOnly < 0 && binding.errnoName(-readOnly) === "ENOENT" ? fd : readOnly;
+  if (readOnly < 0 && binding.errnoName(-readOnly) === "ENOENT") return { fd, readOnly: false };
+  return { fd: readOnly, readOnly: true };
 }
 
-/** A fresh descriptor, and when this attempt created its file (`undefined`: it did not). */
+/** A fresh descriptor, whether it is read-only, and whether this attempt created its file. */
 interface Opened {
   readonly fd: number;
-  readonly createdAt: number | undefined;
+  readonly readOnly: boolean;
+  readonly created: boolean;
 }
 
 /**
@@ -107,18 +129,18 @@ function openDescriptor(request: KernelRequest): Opened | undefined {
   const { binding } = request;
   const c = binding.constants;
   for (;;) {
-    const fd = openExisting(request);
-    if (fd >= 0) return { fd, createdAt: undefined };
+    const existing = openExisting(request);
+    const fd = existing.fd;
+    if (fd >= 0) return { fd, readOnly: existing.readOnly, created: false };
     const name = binding.errnoName(-fd);
     if (name === "EDELETEPENDING") return undefined;
     if (name !== "ENOENT") throw failure(request, -fd);
-    const createdAt = performance.now();
     const made = openRetrying(
       request,
-      c.O_RDWR | c.O_CREAT | c.O_EXCL | c.O_CLOEXEC | c.O_NOFOLLOW,
+      c.O_RDWR | c.O_CREAT | c.O_EXCL | openFlags(binding),
       request.mode,
     );
-    if (made >= 0) return { fd: made, createdAt };
+    if (made >= 0) return { fd: made, readOnly: false, created: true };
     const madeName = binding.errnoName(-made);
     if (madeName === "EDELETEPENDING") return undefined;
     // EEXIST: someone else created it just now; open theirs.
@@ -128,15 +150,12 @@ function openDescriptor(request: KernelRequest): Opened | undefined {
 
 /**
  * Closes an attempt's descriptor after `flock` found no lock support, and
- * removes the file if this attempt created it less than
- * `removeCreatedWithinMs` ago: made with `O_EXCL` a moment ago and never
- * lockable, it is ours alone.
+ * removes the file if this attempt created it and the request falls back:
+ * made with `O_EXCL`, never lockable, and still at the path (checked against
+ * our descriptor, which keeps its inode from being reused), it is ours alone.
  */
 function abandonUnlockable(request: KernelRequest, opened: Opened): void {
-  if (
-    opened.createdAt !== undefined &&
-    performance.now() - opened.createdAt < request.removeCreatedWithinMs
-  ) {
+  if (opened.created && request.removeCreatedOnFallback) {
     unlinkIfOurs(request.binding, request.encoded, opened.fd);
   }
   request.binding.close(opened.fd);
@@ -174,6 +193,15 @@ export function attemptKernel(request: KernelRequest, blocking: boolean): Attemp
       return { outcome: "unsupported", error: failure(request, -locked) };
     }
     binding.close(fd);
+    if (name === "EBADF" && opened.readOnly) {
+      throw new LockError({
+        code: "EBADF",
+        path: request.path,
+        cause: -locked,
+        detail:
+          "this filesystem refuses flock(2) on a file opened read-only (NFS emulates flock with fcntl locks, which need write access); make the lock file writable for this user",
+      });
+    }
     throw failure(request, -locked);
   }
   const statResult = binding.fstat(fd, ours);
@@ -182,10 +210,11 @@ export function attemptKernel(request: KernelRequest, blocking: boolean): Attemp
     throw failure(request, -statResult);
   }
   // Windows opens a symlink itself (FILE_FLAG_OPEN_REPARSE_POINT) where POSIX refuses it.
-  const wrongKind = fileKindError(kindOf(ours), request.path);
-  if (wrongKind !== undefined) {
+  const refusal = fileKindError(kindOf(ours), request.path) ??
+    (opened.created ? undefined : foreignOwnerError(request, ours));
+  if (refusal !== undefined) {
     binding.close(fd);
-    throw wrongKind;
+    throw refusal;
   }
   if (!testHooks.verifyIdentity) return held(fd);
   const pathResult = binding.lstat(request.encoded, atPath);
@@ -205,6 +234,42 @@ export function attemptKernel(request: KernelRequest, blocking: boolean): Attemp
   return held(fd);
 }
 
+const S_ISVTX = 0o1000;
+const S_IWOTH = 0o002;
+
+/**
+ * The refusal of a lock file that another (non-root) user owns in a sticky,
+ * world-writable directory such as `/tmp`, as the kernel's
+ * `protected_regular` refuses such files to `O_CREAT`: its owner may delete
+ * it, and then processes that locked the old file and processes that create a
+ * new one would both hold the lock. `undefined` when the file is fine, the
+ * caller allowed it, or owners cannot be told here.
+ */
+function foreignOwnerError(request: KernelRequest, file: FileIdentity): LockError | undefined {
+  const { binding } = request;
+  const owner = ownerOf(file);
+  const self = binding.userId;
+  if (
+    request.allowForeignOwner || self === undefined || owner === UNKNOWN_OWNER || owner === self ||
+    owner === 0
+  ) {
+    return undefined;
+  }
+  const parent = dirname(request.path);
+  if (binding.lstat(binding.encodePath(parent), directory) !== 0) return undefined;
+  const permissions = permissionsOf(directory);
+  if ((permissions & S_ISVTX) === 0 || (permissions & S_IWOTH) === 0) return undefined;
+  // The directory's owner could remove the file anyway (and the kernel lets it: protected_regular).
+  if (ownerOf(directory) === owner) return undefined;
+  return new LockError({
+    code: "EPERM",
+    path: request.path,
+    detail:
+      `the lock file belongs to uid ${owner}, another user, in the sticky world-writable directory ${parent}: ` +
+      "that user can delete it and split the lock; use a lock path in a directory only the lock's users can write, or pass allowForeignOwner: true",
+  });
+}
+
 /**
  * Whether a kernel lock user holds the file at the path right now: a
  * non-blocking exclusive `flock` on a fresh descriptor, let go at once;
@@ -216,7 +281,7 @@ export function attemptKernel(request: KernelRequest, blocking: boolean): Attemp
 export function heldByKernelUser(request: KernelRequest): boolean {
   const { binding } = request;
   const c = binding.constants;
-  const fd = openExisting(request);
+  const { fd } = openExisting(request);
   if (fd < 0) return false;
   const locked = flockRetrying(binding, fd, c.LOCK_EX | c.LOCK_NB);
   if (locked === 0) binding.flock(fd, c.LOCK_UN);

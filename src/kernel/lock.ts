@@ -27,8 +27,6 @@ export function unlinkIfOurs(binding: Binding, encoded: EncodedPath, fd: number)
 
 /** A lock held through a kernel binding. */
 export class KernelLock extends HeldLock {
-  readonly path: string;
-  readonly shared: boolean;
   readonly backend: BackendName;
   #binding: Binding;
   #encoded: EncodedPath;
@@ -36,12 +34,10 @@ export class KernelLock extends HeldLock {
   #removeOnRelease: boolean;
 
   constructor(request: KernelRequest, fd: number, removeOnRelease: boolean) {
-    super();
+    super(request.path, request.shared);
     this.#binding = request.binding;
-    this.path = request.path;
     this.#encoded = request.encoded;
     this.#fd = fd;
-    this.shared = request.shared;
     this.backend = request.binding.backend;
     // A shared holder never unlinks: readers and a writer would split across two inodes.
     this.#removeOnRelease = removeOnRelease && !request.shared;
@@ -51,10 +47,19 @@ export class KernelLock extends HeldLock {
     return this.#fd < 0;
   }
 
+  /** See {@linkcode inheritableDescriptor}. */
+  static descriptorOf(lock: unknown): number | undefined {
+    if (!(lock instanceof KernelLock) || lock.#fd < 0 || !lock.#binding.osDescriptors) {
+      return undefined;
+    }
+    return lock.#fd;
+  }
+
   releaseSync(): void {
     const fd = this.#fd;
     if (fd < 0) return;
     this.#fd = -1;
+    this.forget();
     const binding = this.#binding;
     let unlinkError = 0;
     if (this.#removeOnRelease) unlinkError = unlinkIfOurs(binding, this.#encoded, fd);
@@ -79,4 +84,12 @@ export class KernelLock extends HeldLock {
       });
     }
   }
+}
+
+/**
+ * The OS file descriptor that holds `lock`, while a kernel backend with OS
+ * descriptors (POSIX FFI) holds it; for the CLI, whose command inherits it.
+ */
+export function inheritableDescriptor(lock: unknown): number | undefined {
+  return KernelLock.descriptorOf(lock);
 }

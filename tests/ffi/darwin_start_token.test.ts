@@ -65,6 +65,7 @@ const fakeLibc: RawLibc = {
   lstat: unused,
   unlink: unused,
   close: unused,
+  geteuid: () => 501,
 };
 
 /** A `proc_pidinfo` binder whose call answers through `fill`. */

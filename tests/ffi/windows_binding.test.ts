@@ -106,7 +106,7 @@ test(`${runtimeName}: windows: open, lock, identity and release map to kernel32`
 
   const id = newIdentity();
   assert.equal(b.fstat(100, id), 0);
-  assert.deepEqual([...id], [0xabcd, 0, 42, 7, FileKind.FILE]);
+  assert.deepEqual([...id].slice(0, 5), [0xabcd, 0, 42, 7, FileKind.FILE]);
   f.attributes = WIN32.FILE_ATTRIBUTE_DIRECTORY;
   b.fstat(100, id);
   assert.equal(kindOf(id), FileKind.DIRECTORY);

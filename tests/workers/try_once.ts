@@ -1,12 +1,28 @@
-// One tryAcquire; prints the backend that took the lock, "busy", or the
-// LockError code. argv: lockPath
-import { LockError, tryAcquire } from "../../mod.ts";
+// One attempt; prints the backend that took the lock, "busy", or the
+// LockError code (with the message after it when "message" is given).
+// argv: lockPath [wait=<ms>] [noflock=<errno>] [foreign] [message]
+//   wait=<ms>   acquire with that timeout instead of tryAcquire
+//   foreign     pass allowForeignOwner: true
+import { acquire, LockError, tryAcquire } from "../../mod.ts";
+import { testHooks } from "../../src/kernel/engine.ts";
 import { args as argv } from "./args.ts";
 
+const [lockPath, ...flags] = argv;
+const value = (name: string) => flags.find((f) => f.startsWith(`${name}=`))?.split("=")[1];
+const noFlock = value("noflock");
+if (noFlock !== undefined) testHooks.flockError = noFlock;
+const wait = value("wait");
+const options = { allowForeignOwner: flags.includes("foreign") };
 try {
-  const lock = tryAcquire(argv[0]);
+  const lock = wait === undefined
+    ? tryAcquire(lockPath, options)
+    : await acquire(lockPath, { ...options, timeout: Number(wait) });
   console.log(lock === null ? "busy" : lock.backend);
   lock?.releaseSync();
 } catch (error) {
-  console.log(error instanceof LockError ? error.code : String(error));
+  console.log(
+    error instanceof LockError
+      ? `${error.code}${flags.includes("message") ? ` ${error.message}` : ""}`
+      : String(error),
+  );
 }

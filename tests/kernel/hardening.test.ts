@@ -1,0 +1,138 @@
+// Kernel locks against the ways they were found to split or wedge (issue 13):
+// a lock file planted by another user in /tmp, a fifo at the lock path, a
+// filesystem whose flock needs write access.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { chmodSync, chownSync, mkdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { LockError, tryAcquire } from "../../mod.ts";
+import {
+  bin,
+  command,
+  finish,
+  FLAVOURS,
+  inTemp,
+  repoRoot,
+  runtimeName,
+  start,
+  workers,
+} from "../helpers.ts";
+
+const ROOT = process.getuid?.() === 0;
+const NOBODY = 65534;
+const rootSkip = ROOT ? undefined : "needs root, to act as another user (nobody)";
+if (!ROOT) console.log(`SKIP kernel tests with another user: ${rootSkip}`);
+
+/** A sticky world-writable directory, like /tmp, with a lock file owned by `nobody`. */
+function planted(dir: string): string {
+  const sticky = join(dir, "tmp");
+  mkdirSync(sticky);
+  chmodSync(dir, 0o755);
+  chmodSync(sticky, 0o1777);
+  const lock = join(sticky, "x.lock");
+  writeFileSync(lock, "");
+  chownSync(lock, NOBODY, NOBODY);
+  return lock;
+}
+
+test(
+  `${runtimeName}: kernel: a lock file another user planted in a sticky world-writable directory is refused`,
+  { skip: rootSkip },
+  inTemp((dir) => {
+    const lock = planted(dir);
+    assert.throws(
+      () => tryAcquire(lock),
+      (e: unknown) =>
+        e instanceof LockError && e.code === "EPERM" &&
+        /belongs to uid 65534.*sticky world-writable.*allowForeignOwner/.test(e.message),
+    );
+    // Where the owner could not split it, it is fine: root's own file, or a
+    // directory that is not sticky.
+    chownSync(lock, 0, 0);
+    tryAcquire(lock)!.releaseSync();
+    chownSync(lock, NOBODY, NOBODY);
+    chmodSync(join(dir, "tmp"), 0o777);
+    tryAcquire(lock)!.releaseSync();
+  }),
+);
+
+test(
+  `${runtimeName}: kernel: control: with allowForeignOwner, the planting user splits the lock between two processes`,
+  { skip: rootSkip },
+  inTemp(async (dir) => {
+    const lock = planted(dir);
+    const first = tryAcquire(lock, { allowForeignOwner: true });
+    assert.ok(first, "this process holds the planted file");
+    try {
+      // The other user deletes the file it owns, which the sticky bit allows.
+      const removed = spawnSync("runuser", ["-u", "nobody", "--", "rm", lock]);
+      assert.equal(removed.status, 0, String(removed.stderr));
+      // A second process creates a new file and locks it: two holders.
+      const second = await finish(start([...command(FLAVOURS[0], "try_once.ts", [lock])]));
+      assert.equal(second.stdout.trim(), "deno-ffi", "the second process holds it too");
+    } finally {
+      first.releaseSync();
+    }
+  }),
+);
+
+/** How each runtime meets a fifo it may read but not write: Deno without write permission, others as nobody. */
+function fifoReader(flavour: string, path: string, extra: string[]): string[] {
+  const script = join(workers, "try_once.ts");
+  switch (flavour) {
+    case "deno":
+      return [bin("deno"), "run", `--allow-read=${repoRoot},${path}`, script, path, ...extra];
+    case "bun":
+      return ["runuser", "-u", "nobody", "--", bin("bun"), script, path, ...extra];
+    default:
+      return ["runuser", "-u", "nobody", "--", "node", "--import", "tsx", script, path, ...extra];
+  }
+}
+
+test(
+  `${runtimeName}: kernel: a fifo readable but not writable never blocks an attempt, in any runtime`,
+  { skip: rootSkip },
+  inTemp(async (dir) => {
+    chmodSync(dir, 0o755);
+    const fifo = join(dir, "fifo.lock");
+    assert.equal(spawnSync("mkfifo", ["-m", "0644", fifo]).status, 0);
+    for (const flavour of ["deno", "bun", "node"]) {
+      for (const extra of [[], ["wait=300"]]) {
+        const child = start(fifoReader(flavour, fifo, extra));
+        const watchdog = setTimeout(() => child.kill("SIGKILL"), 20_000);
+        const result = await finish(child);
+        clearTimeout(watchdog);
+        assert.equal(result.signal, null, `${flavour} ${extra}: it ended by itself`);
+        assert.equal(result.stdout.trim(), "EINVAL", `${flavour} ${extra}: ${result.stderr}`);
+      }
+    }
+  }),
+);
+
+test(
+  `${runtimeName}: kernel: flock refused on a read-only descriptor (NFS) says that write access is needed`,
+  inTemp(async (dir) => {
+    const lock = join(dir, "ro.lock");
+    writeFileSync(lock, "");
+    chmodSync(dir, 0o755);
+    const script = join(workers, "try_once.ts");
+    // Deno without write permission opens read-only, as a user who may not write the file does.
+    const readOnly = await finish(start([
+      bin("deno"),
+      "run",
+      `--allow-read=${repoRoot},${dir}`,
+      script,
+      lock,
+      "noflock=EBADF",
+      "message",
+    ]));
+    assert.match(readOnly.stdout, /^EBADF .*need write access.*make the lock file writable/);
+    // Control: EBADF on a read-write descriptor is not that, and says nothing of the kind.
+    const readWrite = await finish(
+      start([bin("deno"), "run", "-A", script, lock, "noflock=EBADF", "message"]),
+    );
+    assert.match(readWrite.stdout, /^EBADF /);
+    assert.doesNotMatch(readWrite.stdout, /write access/);
+  }),
+);
