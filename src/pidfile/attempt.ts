@@ -1,47 +1,63 @@
 /**
  * One attempt at a pidfile lock: the lock is the existence of the lock file,
  * created with `O_EXCL` and holding one record that names the holder. A
- * record whose holder is gone is reclaimed, and reclaim is serialised by a
- * guard file named after the stale holding, so that of any number of
- * processes that meet the same stale record exactly one removes it
- * (docs/architecture.md, "The pidfile mode"). When to try again is decided by
+ * record whose holder is gone is reclaimed, serialised by a guard file, so
+ * that of any number of processes that meet the same stale record exactly
+ * one removes it (docs/architecture.md, "The pidfile mode"). A file that is
+ * not a record is never removed. When to try again is decided by
  * `src/wait.ts`.
  *
  * @module
  */
 
+import { basename, dirname, join } from "node:path";
 import { runtime } from "../../ffi/runtime.ts";
 import {
   closeDescriptor,
   createExclusive,
   type FileStatus,
+  readDescriptor,
   removeFile,
   sameFileStatus,
   statDescriptor,
+  statPath,
   SystemFailure,
   writeAll,
 } from "../../ffi/node_fs.ts";
 import { processId } from "../../ffi/node_process.ts";
 import { type Attempt, BUSY, held, REPLACED } from "../attempt.ts";
-import { type LockError, LockTimeoutError } from "../errors.ts";
+import { LockError, LockTimeoutError } from "../errors.ts";
 import { describeHolders } from "../holder_text.ts";
 import type { LockHolder } from "../types.ts";
 import { type Found, judge, ownHost, readLockFile, systemError } from "./judge.ts";
-import { ownStartToken } from "./liveness.ts";
-import { encodeRecord, newToken, type PidRecord } from "./record.ts";
+import { ownPidNamespace, ownStartToken } from "./liveness.ts";
+import { decodeRecord, encodeRecord, newToken, type PidRecord } from "./record.ts";
 
 /** Guards of guards: a process must die inside a reclaim for a second level to be needed. */
-const MAX_GUARD_DEPTH = 3;
+const MAX_GUARD_LEVEL = 3;
 
 /**
  * Hooks for tests only: not exported from `mod.ts`. `naiveReclaim` replaces
  * the guarded reclaim with remove-then-create (the race the guard prevents);
- * `beforeReclaim` runs between judging a record stale and acting on it.
+ * `beforeReclaim` runs between judging a record stale and acting on it;
+ * `afterCreate` runs between creating a file and writing its record;
+ * `afterRemove` runs once a reclaim removed a stale lock file, before its
+ * guard goes; `verifyCreated: false` skips the check that the path still names the
+ * file just created (the race it guards against).
  */
 export const pidfileTestHooks: {
   naiveReclaim: boolean;
   beforeReclaim: (() => void) | undefined;
-} = { naiveReclaim: false, beforeReclaim: undefined };
+  afterCreate: (() => void) | undefined;
+  afterRemove: (() => void) | undefined;
+  verifyCreated: boolean;
+} = {
+  naiveReclaim: false,
+  beforeReclaim: undefined,
+  afterCreate: undefined,
+  afterRemove: undefined,
+  verifyCreated: true,
+};
 
 /** Everything one pidfile acquire needs. */
 export interface PidfileRequest {
@@ -61,21 +77,25 @@ export interface PidfileRequest {
   lastReason: string;
 }
 
-/** A file we created and wrote our record into. */
+/** A file we created and wrote our record into, open as `fd`. */
 export interface Created {
   readonly fd: number;
   readonly record: PidRecord;
   readonly status: FileStatus;
+  /** The record's length in bytes. */
+  readonly length: number;
 }
 
 /** A record for this process, with a fresh token. */
 function ownRecord(): PidRecord {
   const start = ownStartToken();
+  const namespace = ownPidNamespace();
   return {
     pid: processId,
     hostname: ownHost() ?? "",
     startToken: start.token ?? null,
     ...(start.note === undefined ? {} : { startTokenNote: start.note }),
+    ...(namespace === undefined ? {} : { pidNamespace: namespace }),
     acquiredAt: new Date().toISOString(),
     token: newToken(),
     runtime,
@@ -84,53 +104,68 @@ function ownRecord(): PidRecord {
 }
 
 /**
- * Creates `path` with `O_EXCL` and writes our record. `undefined` when the
- * file exists; throws on anything else.
+ * Whether the path still names the file we created and it still holds our
+ * record: `lstat` of the path against the descriptor we hold (which keeps
+ * the inode from being reused), and our token read back through that
+ * descriptor. Needs no new descriptor, so it works when the process has none
+ * left. A failure that leaves it unknown is returned, not guessed.
  */
-function createWithRecord(path: string, mode: number): Created | undefined {
+export function stillOurs(path: string, created: Created): boolean | SystemFailure {
+  const atPath = statPath(path);
+  if (atPath instanceof SystemFailure) return atPath.code === "ENOENT" ? false : atPath;
+  if (!sameFileStatus(atPath, created.status)) return false;
+  const bytes = readDescriptor(created.fd, created.length);
+  if (bytes instanceof SystemFailure) return bytes;
+  return decodeRecord(bytes)?.token === created.record.token;
+}
+
+/**
+ * Creates `path` with `O_EXCL` and writes our record. `"exists"` when there
+ * is a file at the path; `"lost"` when the file we created is no longer the
+ * one at the path once the record is in it (someone removed it meanwhile:
+ * then we hold nothing); throws on anything else.
+ */
+function createWithRecord(path: string, mode: number): Created | "exists" | "lost" {
   const fd = createExclusive(path, mode);
   if (fd instanceof SystemFailure) {
-    if (fd.code === "EEXIST") return undefined;
+    if (fd.code === "EEXIST") return "exists";
     throw systemError(path, fd);
   }
+  pidfileTestHooks.afterCreate?.();
   const record = ownRecord();
-  const written = writeAll(fd, encodeRecord(record));
+  const bytes = encodeRecord(record);
+  const written = writeAll(fd, bytes);
   const status = statDescriptor(fd);
   if (written !== 0 || status instanceof SystemFailure) {
-    // Ours alone: created with O_EXCL a moment ago, and too young to be reclaimed.
+    // Still ours if the path names it (a file without a record is never removed by others).
+    const atPath = statPath(path);
+    if (!(status instanceof SystemFailure) && !(atPath instanceof SystemFailure)) {
+      if (sameFileStatus(atPath, status)) removeFile(path);
+    }
     closeDescriptor(fd);
-    removeFile(path);
     throw systemError(path, written !== 0 ? written : status as SystemFailure);
   }
-  return { fd, record, status };
+  const created: Created = { fd, record, status, length: bytes.length };
+  if (pidfileTestHooks.verifyCreated && stillOurs(path, created) !== true) {
+    closeDescriptor(fd);
+    return "lost";
+  }
+  return created;
 }
 
 /**
  * Removes the file at `path` if it is still the one we created, carrying our
- * token. Returns whether it did.
+ * token: `true` when removed (or already gone as ours), `false` when the path
+ * is not ours, or the failure that left it undecided.
  */
-export function removeIfOurs(path: string, created: Created): boolean {
-  let found: Found | undefined;
-  try {
-    found = readLockFile(path);
-  } catch {
-    return false; // a directory, a link or someone's data: not our record
-  }
-  if (
-    found === undefined || found.key !== created.record.token ||
-    !sameFileStatus(found.status, created.status)
-  ) {
-    return false;
-  }
-  return removeFile(path) === 0;
+export function removeIfOurs(path: string, created: Created): boolean | SystemFailure {
+  const ours = stillOurs(path, created);
+  if (ours !== true) return ours;
+  const removed = removeFile(path);
+  return removed === 0 || removed.code === "ENOENT" ? true : removed;
 }
 
-/** The guard that serialises the reclaim of the holding `key` at `path`. */
-export function guardPath(path: string, key: string): string {
-  return `${path}.${shortHash(key)}.reclaim`;
-}
-
-/** 64-bit FNV-1a of `text` in hex: short enough to fit in a file name. */
+/** FNV-1a 64 of `text` in hex. */
 function shortHash(text: string): string {
   let hash = 0xcbf29ce484222325n;
   for (let i = 0; i < text.length; i++) {
@@ -140,49 +175,82 @@ function shortHash(text: string): string {
   return hash.toString(16).padStart(16, "0");
 }
 
+/** Longest file name in bytes (`NAME_MAX` on Linux and macOS; Windows counts UTF-16 units, and allows as many). */
+const NAME_MAX = 255;
+const encoder = new TextEncoder();
+
 /**
- * What a reclaim did: removed the stale holding, found it `changed` (gone,
- * replaced, or no longer stale) or the guard changed under it (both: try
+ * The guard file of `level` (1: the one that serialises the reclaim of the
+ * lock file; 2: of a dead level-1 guard; ...). One name per lock path and
+ * level, so that every process, in every runtime, meets the same guard, and a
+ * guard left by a reclaimer that died is found by the next reclaim. A name
+ * that would not fit `NAME_MAX` is shortened, with a hash of the full name.
+ */
+export function guardPath(path: string, level: number): string {
+  const name = basename(path);
+  const suffix = level === 1 ? ".reclaim" : `.reclaim-${level}`;
+  if (encoder.encode(name).length + suffix.length <= NAME_MAX) return `${path}${suffix}`;
+  const hash = `~${shortHash(name)}`;
+  let prefix = name;
+  while (encoder.encode(prefix).length + hash.length + suffix.length > NAME_MAX) {
+    prefix = prefix.slice(0, -1);
+  }
+  return join(dirname(path), `${prefix}${hash}${suffix}`);
+}
+
+/**
+ * What a reclaim did: removed the stale file, found it `changed` (gone,
+ * replaced, or no longer stale) or its guard changed under it (both: try
  * again at once), or found another live reclaimer (`busy`).
  */
 type ReclaimOutcome = "removed" | "changed" | "busy";
 
+/** Whether what is at `target` may be removed: a stale record; for a guard, also a non-record. */
+function removable(found: Found, staleMs: number, isGuard: boolean): boolean {
+  const verdict = judge(found, staleMs);
+  return verdict.stale || (isGuard && verdict.notARecord);
+}
+
 /**
- * Removes the stale holding `found` at `path`, serialised: only the creator of
- * the guard named after that holding may remove it, and only after finding,
- * under the guard, that the path still holds it and it is still stale. A guard
- * left by a reclaimer that died is reclaimed the same way, one level deeper.
+ * Removes the stale holding `found` at `target` (the lock file at level 1, a
+ * dead guard above), serialised: only the creator of the guard of this level
+ * may remove it, and only after finding, under the guard, that the path still
+ * holds it and it is still removable. A guard left by a reclaimer that died
+ * is reclaimed the same way, one level up.
  */
 function reclaim(
   request: PidfileRequest,
-  path: string,
+  target: string,
   found: Found,
-  depth: number,
+  level: number,
 ): ReclaimOutcome {
-  if (depth > MAX_GUARD_DEPTH) return "busy";
-  const guard = guardPath(path, found.key);
+  if (level > MAX_GUARD_LEVEL) return "busy";
+  const guard = guardPath(request.path, level);
   const created = createWithRecord(guard, request.mode);
-  if (created === undefined) {
+  if (created === "lost") return "changed";
+  if (created === "exists") {
     const guardFound = readLockFile(guard);
     if (guardFound === undefined) return "changed";
-    // Another process is reclaiming this holding right now.
-    if (!judge(guardFound, request.staleMs).stale) return "busy";
+    // Another process is reclaiming right now.
+    if (!removable(guardFound, request.staleMs, true)) return "busy";
     // A reclaimer died inside its reclaim: reclaim its guard first.
-    return reclaim(request, guard, guardFound, depth + 1) === "busy" ? "busy" : "changed";
+    return reclaim(request, guard, guardFound, level + 1) === "busy" ? "busy" : "changed";
   }
   try {
-    const current = readLockFile(path);
+    const current = readLockFile(target);
     if (
       current === undefined || current.key !== found.key ||
       !sameFileStatus(current.status, found.status) ||
-      !judge(current, request.staleMs).stale
+      !removable(current, request.staleMs, level > 1)
     ) {
       return "changed";
     }
-    const removed = removeFile(path);
-    if (removed === 0) return "removed";
-    if (removed.code === "ENOENT") return "changed";
-    throw systemError(path, removed, "a stale lock file could not be removed");
+    const removed = removeFile(target);
+    if (removed !== 0 && removed.code !== "ENOENT") {
+      throw systemError(target, removed, "a stale lock file could not be removed");
+    }
+    if (level === 1) pidfileTestHooks.afterRemove?.();
+    return removed === 0 ? "removed" : "changed";
   } finally {
     removeIfOurs(guard, created);
     closeDescriptor(created.fd);
@@ -193,17 +261,22 @@ function reclaim(
  * One attempt: `held` with the created lock file, `busy` while a live holder
  * has it (then `request.lastHolder`/`lastReason` say who and why), or
  * `replaced` when the file went away or a stale one was reclaimed (try again
- * at once).
+ * at once). Throws `EINVAL` for a file at the path that is not a lock record:
+ * it is somebody's data, and left alone.
  */
 export function attemptPidfile(request: PidfileRequest): Attempt<Created> {
   const { path } = request;
   const created = createWithRecord(path, request.mode);
-  if (created !== undefined) return held(created);
+  if (created === "lost") return REPLACED;
+  if (created !== "exists") return held(created);
   const found = readLockFile(path);
   if (found === undefined) return REPLACED;
   const verdict = judge(found, request.staleMs);
   request.lastHolder = verdict.holder;
   request.lastReason = verdict.reason;
+  if (verdict.notARecord) {
+    throw new LockError({ code: "EINVAL", path, detail: verdict.reason });
+  }
   if (!verdict.stale) return BUSY;
   if (request.heldByKernelUser?.()) {
     request.lastHolder = undefined;
@@ -216,7 +289,7 @@ export function attemptPidfile(request: PidfileRequest): Attempt<Created> {
     removeFile(path);
     return REPLACED;
   }
-  return reclaim(request, path, found, 0) === "busy" ? BUSY : REPLACED;
+  return reclaim(request, path, found, 1) === "busy" ? BUSY : REPLACED;
 }
 
 /** The timeout error of a pidfile wait, naming the holder met last. */

@@ -1,7 +1,8 @@
 /**
  * Reading what a pidfile lock path holds, and judging it: held by a live
- * holder, or stale (docs/architecture.md, "The pidfile mode"). Used by the
- * attempts, by a holder's heartbeat and release, and by `inspect`.
+ * holder, stale (its holder is gone), or not a record at all
+ * (docs/architecture.md, "The pidfile mode"). Used by the attempts, by a
+ * holder's heartbeat and release, and by `inspect`.
  *
  * @module
  */
@@ -10,26 +11,34 @@ import { type FileStatus, readHead, SystemFailure } from "../../ffi/node_fs.ts";
 import { hostName } from "../../ffi/node_process.ts";
 import { fileKindError, LockError } from "../errors.ts";
 import type { LockHolder } from "../types.ts";
-import { processState } from "./liveness.ts";
+import { ownPidNamespace, processState } from "./liveness.ts";
 import { decodeRecord, type PidRecord, RECORD_LIMIT } from "./record.ts";
 
 /**
- * How long an empty or unparsable record is left alone: its writer may be
- * between creating the file and writing the record.
+ * How long a file that holds no record is taken for one being written (its
+ * writer between creating it and writing the record) before it is judged
+ * not to be a lock record at all.
  */
 export const MALFORMED_GRACE_MS = 2000;
 
-/** What the lock path holds. */
+/** What a lock path holds. */
 export interface Found {
   readonly status: FileStatus;
   readonly record: PidRecord | undefined;
-  /** Names this holding: the record's token, or the file's identity for a malformed one. */
+  /** Names this holding: the record's token, or the file's identity and size for a non-record. */
   readonly key: string;
 }
 
 /** A judgement of what was found. */
 export interface Verdict {
+  /** Its holder is gone: the file may be reclaimed (a guard's, or a record's). */
   readonly stale: boolean;
+  /**
+   * No record, and too old to be one being written: not a lock record. A lock
+   * file like this is somebody's data and is never removed; a reclaim guard
+   * (our own file by its name) is stale.
+   */
+  readonly notARecord: boolean;
   readonly reason: string;
   readonly holder: LockHolder | undefined;
 }
@@ -47,9 +56,15 @@ export function systemError(path: string, failure: SystemFailure, detail?: strin
   return new LockError({ code: failure.code, path, cause: failure.cause, detail });
 }
 
-/** The record at `path`, `undefined` when there is no file; throws what the caller must fix. */
+/**
+ * What `path` holds: `undefined` when there is no file, or when it changed
+ * while being read (look again). Throws what the caller must fix: a
+ * directory, a symlink (never followed), a fifo or device, a file too large
+ * to be a record.
+ */
 export function readLockFile(path: string): Found | undefined {
   const head = readHead(path, RECORD_LIMIT + 1);
+  if (head === "changed") return undefined;
   if (head instanceof SystemFailure) {
     if (head.code === "ENOENT") return undefined;
     throw systemError(path, head);
@@ -68,9 +83,7 @@ export function readLockFile(path: string): Found | undefined {
     });
   }
   const record = decodeRecord(bytes);
-  const key = record !== undefined
-    ? record.token
-    : `m${status.dev}-${status.ino}-${Math.round(status.mtimeMs * 1000)}-${status.size}`;
+  const key = record !== undefined ? record.token : `m${status.dev}-${status.ino}-${status.size}`;
   return { status, record, key };
 }
 
@@ -92,34 +105,48 @@ function seconds(ms: number): string {
 }
 
 /**
- * Judges what was found: a malformed record is stale after its grace; a
- * record from another host only by its heartbeat and `staleMs`; one from
- * this host by whether its process still runs and is still the same process.
+ * Judges what was found. A file without a record is one being written while
+ * it is young (either way of the clock: a future mtime is skew, not youth),
+ * then not a lock record. A record from another host or another PID
+ * namespace is judged only by its heartbeat and `staleMs`; one from here by
+ * whether its process still runs and is still the same process.
  */
 export function judge(found: Found, staleMs: number, now: number = Date.now()): Verdict {
   const age = now - found.status.mtimeMs;
   const record = found.record;
   if (record === undefined) {
-    const stale = age > MALFORMED_GRACE_MS;
+    const old = Math.abs(age) > MALFORMED_GRACE_MS;
+    const what = found.status.size === 0 ? "is empty" : `holds ${found.status.size} bytes`;
     return {
-      stale,
+      stale: false,
+      notARecord: old,
       holder: undefined,
-      reason: `the lock file holds no valid record (${
-        found.status.size === 0 ? "empty" : "unparsable"
-      }) and was last written ${seconds(age)} ago${
-        stale ? "" : `; its writer may still be writing it`
-      }`,
+      reason: old
+        ? `the lock file ${what} and is not a lock record (last written ${
+          seconds(age)
+        } ago); it is left alone: remove it if nothing uses it, or choose another lock path`
+        : `the lock file ${what} and was written ${
+          seconds(age)
+        } ago: its writer may still be writing it`,
     };
   }
   const host = ownHost();
-  if (host === undefined || record.hostname === "" || record.hostname !== host) {
+  const namespace = ownPidNamespace();
+  const elsewhere = host === undefined || record.hostname === "" || record.hostname !== host;
+  const otherNamespace = !elsewhere && record.pidNamespace !== undefined &&
+    record.pidNamespace !== namespace;
+  if (elsewhere || otherNamespace) {
     const stale = age > staleMs;
+    const where = elsewhere
+      ? `host '${record.hostname}' (this is '${host ?? "unknown"}')`
+      : `another PID namespace on this host (${
+        namespace === undefined ? "this one cannot be read here" : "not this one"
+      })`;
     return {
       stale,
+      notARecord: false,
       holder: holderOf(record, stale ? false : undefined),
-      reason: `the record comes from host '${record.hostname}' (this is '${
-        host ?? "unknown"
-      }'), whose heartbeat is ${seconds(age)} old${
+      reason: `the record comes from ${where}, whose heartbeat is ${seconds(age)} old${
         staleMs === Infinity ? " and staleMs is not set" : `, staleMs is ${staleMs}`
       }`,
     };
@@ -128,6 +155,7 @@ export function judge(found: Found, staleMs: number, now: number = Date.now()): 
   if (state.alive === false) {
     return {
       stale: true,
+      notARecord: false,
       holder: holderOf(record, false),
       reason: `its holder, pid ${record.pid}, has exited`,
     };
@@ -138,12 +166,14 @@ export function judge(found: Found, staleMs: number, now: number = Date.now()): 
   ) {
     return {
       stale: true,
+      notARecord: false,
       holder: holderOf(record, false),
       reason: `pid ${record.pid} is now another process (its start token differs)`,
     };
   }
   return {
     stale: false,
+    notARecord: false,
     holder: holderOf(record, state.alive),
     reason: state.alive === true
       ? `its holder, pid ${record.pid}, is running`

@@ -7,7 +7,7 @@
  */
 
 import { ffiBinding, os } from "../../ffi/runtime.ts";
-import { readSystemText } from "../../ffi/node_fs.ts";
+import { readLink, readSystemText } from "../../ffi/node_fs.ts";
 import { processId, signalZero } from "../../ffi/node_process.ts";
 
 /** What this process can learn about another one. */
@@ -99,4 +99,30 @@ export function ownStartToken(): { token: string | undefined; note: string | und
     };
   }
   return ownToken;
+}
+
+/**
+ * Hooks for tests only: not exported from `mod.ts`. `noNamespace` makes this
+ * process write records without a PID namespace, as a writer that cannot
+ * read /proc does (the case the namespace check cannot cover).
+ */
+export const testHooks: { noNamespace: boolean } = { noNamespace: false };
+
+let ownNamespace: string | undefined | null = null;
+
+/**
+ * This process's PID namespace, as `<inode of /proc/self/ns/pid>@<boot id>`
+ * (Linux, where /proc is readable), or `undefined`. PIDs mean something only
+ * within one namespace: a record from another (a container sharing the host
+ * name and the filesystem, `unshare -p`) is judged like one from another host.
+ */
+export function ownPidNamespace(): string | undefined {
+  if (testHooks.noNamespace) return undefined;
+  if (ownNamespace === null) {
+    const link = os === "linux" ? readLink("/proc/self/ns/pid") : undefined;
+    const inode = link === undefined ? undefined : /^pid:\[(\d+)\]$/.exec(link)?.[1];
+    const boot = readBootId();
+    ownNamespace = inode === undefined || boot === undefined ? undefined : `${inode}@${boot}`;
+  }
+  return ownNamespace;
 }

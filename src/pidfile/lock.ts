@@ -5,19 +5,13 @@
  * @module
  */
 
-import {
-  closeDescriptor,
-  sameFileStatus,
-  statPath,
-  SystemFailure,
-  touchDescriptor,
-} from "../../ffi/node_fs.ts";
+import { closeDescriptor, SystemFailure, touchDescriptor } from "../../ffi/node_fs.ts";
 import { processId } from "../../ffi/node_process.ts";
 import { LockError } from "../errors.ts";
 import { HeldLock } from "../held_lock.ts";
 import { describeHolder } from "../holder_text.ts";
 import type { LockHolder } from "../types.ts";
-import { type Created, type PidfileRequest, removeIfOurs } from "./attempt.ts";
+import { type Created, type PidfileRequest, removeIfOurs, stillOurs } from "./attempt.ts";
 import { judge, readLockFile } from "./judge.ts";
 import { track, untrack } from "./registry.ts";
 
@@ -35,8 +29,6 @@ function warnCompromised(error: LockError): void {
 
 /** A held pidfile lock. */
 export class PidfileLock extends HeldLock {
-  readonly path: string;
-  readonly shared: boolean = false;
   readonly backend = "pidfile" as const;
   /** How often the registry refreshes this lock's heartbeat. */
   readonly heartbeatMs: number;
@@ -45,8 +37,7 @@ export class PidfileLock extends HeldLock {
   #reported = false;
 
   constructor(request: PidfileRequest, created: Created) {
-    super();
-    this.path = request.path;
+    super(request.path, false);
     this.#created = created;
     this.#onCompromised = request.onCompromised ?? warnCompromised;
     this.heartbeatMs = heartbeatPeriod(request.staleMs);
@@ -57,29 +48,42 @@ export class PidfileLock extends HeldLock {
     return this.#created === undefined;
   }
 
-  /** Refreshes the heartbeat and checks that the file at the path is still ours. */
+  /**
+   * Refreshes the heartbeat and checks that the file at the path is still
+   * ours; a check that fails for another reason (no descriptors left) proves
+   * nothing and reports nothing.
+   */
   heartbeat(now: number): void {
     const created = this.#created;
     if (created === undefined) return;
     touchDescriptor(created.fd, now);
-    const atPath = statPath(this.path);
-    if (atPath instanceof SystemFailure || !sameFileStatus(atPath, created.status)) {
-      this.#compromised();
-    }
+    const ours = stillOurs(this.path, created);
+    if (ours === false) this.#compromised();
   }
 
+  /**
+   * Removes the lock file if it is still ours, else reports the theft through
+   * `onCompromised`. A release that cannot complete (the file cannot be
+   * checked or removed) throws and leaves the lock held, to be released again.
+   */
   releaseSync(): void {
     const created = this.#created;
     if (created === undefined) return;
-    this.#created = undefined;
-    untrack(this);
-    let ours: boolean;
-    try {
-      ours = removeIfOurs(this.path, created);
-    } finally {
-      closeDescriptor(created.fd);
+    const removed = removeIfOurs(this.path, created);
+    if (removed instanceof SystemFailure) {
+      throw new LockError({
+        code: removed.code,
+        path: this.path,
+        cause: removed.cause,
+        detail:
+          "the lock could not be released (its file could not be checked or removed); it is still held: release it again",
+      });
     }
-    if (!ours) this.#compromised();
+    this.#created = undefined;
+    this.forget();
+    untrack(this);
+    closeDescriptor(created.fd);
+    if (!removed) this.#compromised();
   }
 
   #compromised(): void {

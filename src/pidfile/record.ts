@@ -17,6 +17,11 @@ export interface PidRecord {
   readonly startToken: string | null;
   /** Why `startToken` is `null`, when it is. */
   readonly startTokenNote?: string;
+  /**
+   * The holder's PID namespace (`<ns inode>@<boot id>`), where it could read
+   * it: a reader in another namespace cannot judge the PID.
+   */
+  readonly pidNamespace?: string;
   /** When the lock was taken (ISO 8601). */
   readonly acquiredAt: string;
   /** Random; identifies this holding of the lock. */
@@ -63,6 +68,7 @@ export function decodeRecord(bytes: Uint8Array): PidRecord | undefined {
     typeof r.pid !== "number" || !Number.isSafeInteger(r.pid) || r.pid <= 0 ||
     typeof r.hostname !== "string" ||
     (r.startToken !== null && typeof r.startToken !== "string") ||
+    (r.pidNamespace !== undefined && typeof r.pidNamespace !== "string") ||
     typeof r.acquiredAt !== "string" ||
     typeof r.token !== "string" || !TOKEN_PATTERN.test(r.token)
   ) {

@@ -1,12 +1,14 @@
 /**
  * The pidfile locks this process holds: their heartbeat, and their removal
- * when the process exits or dies of SIGINT/SIGTERM (best effort, once).
+ * when the process exits, or when it is about to die of SIGINT/SIGTERM and
+ * nobody else handles the signal (best effort, once).
  *
  * @module
  */
 
+import { runtime } from "../../ffi/runtime.ts";
 import {
-  addSignalListener,
+  addFirstSignalListener,
   backgroundTimer,
   dieOfSignal,
   type ExitSignal,
@@ -25,8 +27,7 @@ export interface TrackedLock {
 const held = new Set<TrackedLock>();
 let stopTimer: (() => void) | undefined;
 let timerPeriod = Infinity;
-let exitHooked = false;
-let signalsHooked = false;
+let hooked = false;
 const SIGNALS: readonly ExitSignal[] = ["SIGINT", "SIGTERM"];
 
 function beat(): void {
@@ -44,11 +45,17 @@ function releaseAll(): void {
   }
 }
 
+/**
+ * Our listener runs first (it is prepended). With any other listener the
+ * program handles the signal and may go on: it keeps its locks (and an exit
+ * it makes runs the exit cleanup). Alone, it is the default action that is
+ * coming: remove the locks, then die of the signal as if we had never
+ * listened.
+ */
 function onSignal(signal: ExitSignal): void {
-  // Someone else handles this signal: the process may go on, and holds its locks.
   if (signalListeners(signal) > 1) return;
   releaseAll();
-  unhookSignals();
+  removeSignalListener(signal, listeners[signal]);
   dieOfSignal(signal);
 }
 
@@ -57,26 +64,24 @@ const listeners: Record<ExitSignal, () => void> = {
   SIGTERM: () => onSignal("SIGTERM"),
 };
 
-function hookSignals(): void {
-  if (signalsHooked) return;
-  signalsHooked = true;
+/**
+ * Installs the exit hook and the signal listeners once per process, and
+ * never removes them (adding and removing them per lock leaked memory in Deno
+ * and Node). Not in Deno: its `Deno.addSignalListener` listeners cannot be
+ * counted, so a signal that the program handles could not be told from one
+ * that ends it. There a holder that dies of a signal leaves its record, which
+ * the next acquire on this host reclaims at once (its process is gone).
+ */
+function hook(): void {
+  if (hooked) return;
+  hooked = true;
+  onExit(releaseAll);
+  if (runtime === "deno") return;
   for (const signal of SIGNALS) {
     try {
-      addSignalListener(signal, listeners[signal]);
+      addFirstSignalListener(signal, listeners[signal]);
     } catch {
       // A runtime without this signal (Windows SIGTERM in some): exit still cleans up.
-    }
-  }
-}
-
-function unhookSignals(): void {
-  if (!signalsHooked) return;
-  signalsHooked = false;
-  for (const signal of SIGNALS) {
-    try {
-      removeSignalListener(signal, listeners[signal]);
-    } catch {
-      // Never added.
     }
   }
 }
@@ -84,11 +89,7 @@ function unhookSignals(): void {
 /** Starts tracking a newly held lock. */
 export function track(lock: TrackedLock): void {
   held.add(lock);
-  if (!exitHooked) {
-    exitHooked = true;
-    onExit(releaseAll);
-  }
-  hookSignals();
+  hook();
   if (lock.heartbeatMs < timerPeriod) {
     stopTimer?.();
     timerPeriod = lock.heartbeatMs;
@@ -96,12 +97,11 @@ export function track(lock: TrackedLock): void {
   }
 }
 
-/** Stops tracking a released lock; with none left, no timer and no signal listeners remain. */
+/** Stops tracking a released lock; with none left, no timer remains. */
 export function untrack(lock: TrackedLock): void {
   held.delete(lock);
   if (held.size > 0) return;
   stopTimer?.();
   stopTimer = undefined;
   timerPeriod = Infinity;
-  unhookSignals();
 }

@@ -16,7 +16,22 @@ import {
   tryAcquire,
 } from "../../mod.ts";
 import { testHooks } from "../../src/kernel/engine.ts";
-import { countTogether, FLAVOURS, runtimeName, tempDir } from "../helpers.ts";
+import { countTogether, deadPid, FLAVOURS, runtimeName, tempDir } from "../helpers.ts";
+import { hostname } from "node:os";
+
+/** A pidfile record naming `pid` on this host. */
+function record(pid: number): string {
+  return `${
+    JSON.stringify({
+      pid,
+      hostname: hostname(),
+      startToken: null,
+      acquiredAt: new Date().toISOString(),
+      token: "0123456789abcdef0123456789abcdef",
+      backend: "pidfile",
+    })
+  }\n`;
+}
 
 function withoutFlock(
   errno: string,
@@ -109,16 +124,21 @@ test(
 );
 
 test(
-  `${runtimeName}: no flock: an old empty lock file left by a kernel user is reclaimed`,
+  `${runtimeName}: no flock: an old empty lock file left by a kernel user is not a record, and is left alone`,
   withoutFlock("ENOLCK", async (dir) => {
     const path = join(dir, "old.lock");
     writeFileSync(path, "");
     const old = new Date(Date.now() - 60_000);
     utimesSync(path, old, old);
-    const lock = await acquire(path, { timeout: 1000 });
-    assert.equal(lock.backend, "pidfile");
-    assert.equal(JSON.parse(readFileSync(path, "utf8")).pid, process.pid);
-    lock.releaseSync();
+    const inode = statSync(path).ino;
+    await assert.rejects(
+      acquire(path, { timeout: 1000 }),
+      (e) =>
+        e instanceof LockError && !(e instanceof LockTimeoutError) && e.code === "EINVAL" &&
+        /is empty and is not a lock record.*left alone/.test(e.message),
+    );
+    assert.equal(statSync(path).ino, inode, "not removed");
+    assert.equal(readFileSync(path, "utf8"), "");
   }),
 );
 
@@ -126,7 +146,7 @@ test(
   `${runtimeName}: no flock: control: a fresh empty file someone else made is waited out, not removed`,
   withoutFlock("ENOLCK", (dir) => {
     // The file may be a pidfile writer's between create and write: this is
-    // why an attempt must remove the file it created itself.
+    // why a fallback removes the file it created itself.
     const path = join(dir, "fresh.lock");
     writeFileSync(path, "");
     const before = statSync(path).ino;
@@ -141,10 +161,10 @@ test(
   async () => {
     const dir = tempDir();
     const path = join(dir, "held.lock");
+    // A stale record in a file that a kernel user now locks (the path changed modes).
+    writeFileSync(path, record(await deadPid()));
     const holder = tryAcquire(path); // a kernel lock, while flock works
     assert.ok(holder !== null && holder.backend === kernelBackend);
-    const old = new Date(Date.now() - 60_000);
-    utimesSync(path, old, old); // an empty file that old looks like a crashed pidfile writer's
     const inode = statSync(path).ino;
     testHooks.flockError = "ENOLCK";
     try {
@@ -167,18 +187,22 @@ test(
 );
 
 test(
-  `${runtimeName}: no flock: a file created longer ago than the removal window is left alone`,
+  `${runtimeName}: no flock: the fallback removes the file it created, however long it paused`,
   withoutFlock("ENOLCK", (dir) => {
-    // A pause between creating the file and finding flock missing: by then a
-    // pidfile user may have reclaimed it and put its record there.
+    // Nobody else removes a file that holds no record, so the one at the
+    // path is still the one this attempt created (checked against its
+    // descriptor): removing it cannot remove anyone else's.
     const path = join(dir, "slow.lock");
     testHooks.afterOpen = () => {
       const until = performance.now() + 600;
       while (performance.now() < until) { /* a stalled process */ }
     };
     try {
-      assert.equal(tryAcquire(path), null, "the young empty file is waited out");
-      assert.equal(readFileSync(path, "utf8"), "");
+      const lock = tryAcquire(path);
+      assert.ok(lock !== null && lock.backend === "pidfile");
+      assert.equal(JSON.parse(readFileSync(path, "utf8")).pid, process.pid);
+      lock.releaseSync();
+      assert.ok(!existsSync(path));
     } finally {
       testHooks.afterOpen = undefined;
     }

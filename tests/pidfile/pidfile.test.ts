@@ -123,7 +123,10 @@ test(
     const first = await acquire(path, PIDFILE);
     const error = await acquire(path, { ...PIDFILE, timeout: 60 }).catch((e) => e);
     assert.ok(error instanceof LockTimeoutError);
-    assert.match(error.message, new RegExp(`held by pid ${process.pid} on host `));
+    assert.match(
+      error.message,
+      new RegExp(`held by this process \\(pid ${process.pid}\\) on host `),
+    );
     assert.equal(error.holders.length, 1);
     assert.equal(error.holders[0].pid, process.pid);
     assert.equal(error.holders[0].backend, "pidfile");
@@ -205,7 +208,7 @@ test(
 );
 
 test(
-  `${runtimeName}: pidfile: empty, unparsable and binary records wait out the grace period`,
+  `${runtimeName}: pidfile: a file that is not a record is waited out while young, then refused and never removed`,
   inTemp(async (dir) => {
     const cases: [string, Uint8Array | string][] = [
       ["empty", ""],
@@ -213,20 +216,33 @@ test(
       ["json-not-a-record", '{"hello":"world"}\n'],
       ["hostile-token", record({ token: "../../../../etc/passwd" })],
       ["binary", new Uint8Array([0xff, 0x00, 0xfe, 0x01, 0x80, 0x0a])],
+      ["a user's settings", '{"theme":"dark"}\n'],
     ];
     for (const [name, content] of cases) {
       const path = join(dir, `${name}.lock`);
       writeFileSync(path, content);
+      const bytes = readFileSync(path);
       // Its writer may be between create and write: busy, and the timeout says why.
       assert.equal(tryAcquire(path, PIDFILE), null, `${name}: fresh is busy`);
       const error = await acquire(path, { ...PIDFILE, timeout: 30 }).catch((e) => e);
       assert.ok(error instanceof LockTimeoutError, `${name}: ${error}`);
-      assert.match(error.message, /no valid record/);
+      assert.match(error.message, /its writer may still be writing it/);
+      // Old, it is somebody's data: an error that says so, and it stays.
       age(path, 60_000);
-      assert.equal(inspect(path, PIDFILE).state, "stale", name);
-      assert.ok(takes(path), `${name}: old is reclaimed`);
+      assert.equal(inspect(path, PIDFILE).state, "unknown", name);
+      assert.throws(
+        () => tryAcquire(path, PIDFILE),
+        (e: unknown) =>
+          e instanceof LockError && e.code === "EINVAL" &&
+          /not a lock record.*left alone/.test(e.message),
+        name,
+      );
+      // A clock running ahead of the file's is no younger.
+      age(path, -60_000);
+      assert.throws(() => tryAcquire(path, PIDFILE), /not a lock record/, `${name}: future`);
+      assert.deepEqual(readFileSync(path), bytes, `${name}: untouched`);
     }
-    assert.deepEqual(readdirSync(dir), [], "no guard or other file left behind");
+    assert.equal(readdirSync(dir).length, cases.length, "no guard or other file left behind");
   }),
 );
 
@@ -289,7 +305,7 @@ test(
     const path = join(dir, "g.lock");
     const token = "fedcba9876543210fedcba9876543210";
     writeFileSync(path, record({ pid: await deadPid(), token }));
-    const guard = guardPath(path, token);
+    const guard = guardPath(path, 1);
     writeFileSync(guard, record({ pid: await deadPid() }));
     assert.ok(takes(path));
     assert.deepEqual(readdirSync(dir), []);
@@ -299,6 +315,16 @@ test(
     writeFileSync(guard, record({ pid: process.pid, startToken: startTokenOf(process.pid) }));
     assert.equal(tryAcquire(path, PIDFILE), null);
     unlinkSync(guard);
+    assert.ok(takes(path));
+    assert.deepEqual(readdirSync(dir), []);
+
+    // An empty guard (its writer died between create and write) is ours by
+    // its name: reclaimed once past the grace period, through the next level.
+    writeFileSync(path, record({ pid: await deadPid(), token }));
+    writeFileSync(guard, "");
+    assert.equal(tryAcquire(path, PIDFILE), null, "a young empty guard may be being written");
+    age(guard, 60_000);
+    writeFileSync(guardPath(path, 2), record({ pid: await deadPid() }));
     assert.ok(takes(path));
     assert.deepEqual(readdirSync(dir), []);
   }),
@@ -406,7 +432,10 @@ test(
     ]);
     const error = await acquire(path, { timeout: 20 }).catch((e) => e);
     assert.ok(error instanceof LockTimeoutError);
-    assert.match(error.message, new RegExp(`held by pid ${process.pid} .*flock, exclusive`));
+    assert.match(
+      error.message,
+      new RegExp(`held by this process \\(pid ${process.pid}\\) .*flock, exclusive`),
+    );
     kernel.releaseSync();
     assert.equal(inspect(path).state, "free");
     assert.throws(() => inspect(path, { backend: "nope" as "ffi" }), TypeError);
