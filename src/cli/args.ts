@@ -27,6 +27,7 @@ Options:
   -E, --conflict-exit-code <n>   exit code when the lock is held (-n) or the wait
                                  times out (-w); 0 to 255, default 1
   -c, --command <command>        run a single string through the shell ($SHELL or /bin/sh)
+  -o, --close                    the command does not inherit the lock
       --remove                   remove the lock file on release (exclusive locks)
       --backend <name>           auto (default), ffi, native or pidfile
   -v, --verbose                  say when waiting starts and ends, and who holds the lock
@@ -39,7 +40,9 @@ Options:
 While it waits on a terminal (or with -v), one line on stderr shows the time
 spent and the holder. Nothing but the command's own output goes to stdout.
 SIGINT and SIGTERM are passed on to the command; the lock is released after
-the command has exited. The command never inherits the lock.
+the command has exited. The command inherits the locked descriptor (as with
+flock(1)), so that it keeps holding the lock if filelock itself is killed;
+with -o it does not. (The pidfile and native backends cannot pass it on.)
 
 Exit codes:
   the command's own code (128+N when it dies of signal N)
@@ -59,6 +62,8 @@ export interface Options {
   timeoutSeconds: number | undefined;
   conflictExitCode: number;
   remove: boolean;
+  /** `-o`: the command does not inherit the lock. */
+  close: boolean;
   backend: BackendRequest | undefined;
   verbose: boolean;
   action: "run" | "status" | "probe" | "help" | "version";
@@ -68,8 +73,9 @@ export interface Options {
 }
 
 /** Short options without a value. */
-const FLAGS = new Set(["s", "x", "n", "v", "h", "V"]);
+const FLAGS = new Set(["s", "x", "n", "o", "v", "h", "V"]);
 const LONG_FLAGS: Record<string, string> = {
+  close: "o",
   shared: "s",
   exclusive: "x",
   nonblock: "n",
@@ -111,6 +117,9 @@ function setFlag(options: Options, letter: string): void {
     case "n":
       options.nonblock = true;
       return;
+    case "o":
+      options.close = true;
+      return;
     case "v":
       options.verbose = true;
       return;
@@ -141,6 +150,7 @@ export function parseArgs(argv: readonly string[]): Options {
     timeoutSeconds: undefined,
     conflictExitCode: 1,
     remove: false,
+    close: false,
     backend: undefined,
     verbose: false,
     action: "run",

@@ -19,11 +19,18 @@ export function shellArgv(command: string): string[] {
   return [process.env.SHELL || "/bin/sh", "-c", command];
 }
 
-/** Runs the command with the lock held; resolves to its exit code (128+N for signal N). */
+/**
+ * Runs the command with the lock held; resolves to its exit code (128+N for
+ * signal N). `lockDescriptor`, where given, is passed to the command as its
+ * descriptor 3 (where `flock(1)` usually leaves it too), so that the command
+ * holds the lock as well: if this process is killed, the lock stays held
+ * until the command ends.
+ */
 export async function runCommand(
   argv: string[],
   out: CliOutput,
   verbose: boolean,
+  lockDescriptor?: number,
 ): Promise<number> {
   if (verbose) out.stderr(`filelock: executing ${argv[0]}\n`);
   let child: ChildProcess | undefined;
@@ -44,7 +51,11 @@ export async function runCommand(
   await new Promise((resolve) => setTimeout(resolve, 0));
   try {
     return await new Promise<number>((resolve) => {
-      child = spawn(argv[0], argv.slice(1), { stdio: "inherit" });
+      child = spawn(argv[0], argv.slice(1), {
+        stdio: lockDescriptor === undefined
+          ? "inherit"
+          : ["inherit", "inherit", "inherit", lockDescriptor],
+      });
       const started = child;
       started.on("error", (error: Error & { code?: string }) => {
         const reason = error.code === "ENOENT"

@@ -23,6 +23,7 @@ import process from "node:process";
 import { fileURLToPath } from "node:url";
 import { acquire, type Lock, LockError, LockTimeoutError, probe, tryAcquire } from "../../mod.ts";
 import { describeHolders } from "../holder_text.ts";
+import { inheritableDescriptor } from "../kernel/lock.ts";
 import { VERSION } from "../version.ts";
 import { type Options, parseArgs, USAGE, UsageError } from "./args.ts";
 import { runCommand, shellArgv } from "./command.ts";
@@ -133,8 +134,9 @@ export async function main(args: readonly string[], output?: CliOutput): Promise
   const argv = options.shellCommand !== undefined
     ? shellArgv(options.shellCommand)
     : options.command;
+  const lockDescriptor = options.close ? undefined : inheritableDescriptor(lock);
   try {
-    return await runCommand(argv, out, options.verbose);
+    return await runCommand(argv, out, options.verbose, lockDescriptor);
   } finally {
     await lock.release();
   }

@@ -19,6 +19,7 @@ test(`${runtimeName}: args: a lock file and a command, with flock(1)'s defaults`
     timeoutSeconds: undefined,
     conflictExitCode: 1,
     remove: false,
+    close: false,
     backend: undefined,
     verbose: false,
     action: "run",

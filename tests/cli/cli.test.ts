@@ -322,3 +322,56 @@ test(
     assert.equal(launched.stdout, `filelock ${VERSION}\n`);
   }),
 );
+
+/** Kills `filelock` itself while its command runs; whether the lock stays held until the command ends. */
+async function killedWhileRunning(dir: string, signal: NodeJS.Signals, extra: string[]) {
+  const lock = join(dir, `${signal}.lock`);
+  const ready = join(dir, `${signal}.ready`);
+  const done = join(dir, `${signal}.done`);
+  // The command keeps no pipe of ours open: it would outlive filelock.
+  const wrapper = start(
+    cli([
+      ...extra,
+      lock,
+      "sh",
+      "-c",
+      `exec >/dev/null 2>&1; touch '${ready}'; sleep 1.5; touch '${done}'`,
+    ]),
+  );
+  while (!existsSync(ready)) await new Promise((resolve) => setTimeout(resolve, 10));
+  process.kill(wrapper.pid!, signal);
+  await exited(wrapper);
+  await dead(wrapper.pid!);
+  const heldAfterDeath = tryAcquire(lock);
+  const commandStillRunning = !existsSync(done);
+  heldAfterDeath?.releaseSync();
+  while (!existsSync(done)) await new Promise((resolve) => setTimeout(resolve, 20));
+  await new Promise((resolve) => setTimeout(resolve, 100)); // the command exits after touching
+  const afterCommand = tryAcquire(lock);
+  afterCommand?.releaseSync();
+  return { heldWhileCommandRuns: heldAfterDeath === null, commandStillRunning, afterCommand };
+}
+
+for (const signal of ["SIGKILL", "SIGHUP", "SIGQUIT"] as const) {
+  test(
+    `${runtimeName}: cli: filelock killed by ${signal} leaves the lock with its running command`,
+    inTemp(async (dir) => {
+      const result = await killedWhileRunning(dir, signal, []);
+      assert.ok(result.commandStillRunning, "the command outlived filelock");
+      assert.ok(
+        result.heldWhileCommandRuns,
+        "the command holds the lock: no overlap with the next run",
+      );
+      assert.ok(result.afterCommand, "free once the command ends");
+    }),
+  );
+}
+
+test(
+  `${runtimeName}: cli: control: with -o the command does not inherit, and a killed filelock frees the lock`,
+  inTemp(async (dir) => {
+    const result = await killedWhileRunning(dir, "SIGKILL", ["-o"]);
+    assert.ok(result.commandStillRunning);
+    assert.equal(result.heldWhileCommandRuns, false, "the next run would overlap the command");
+  }),
+);
