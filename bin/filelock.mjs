@@ -1,11 +1,10 @@
 #!/usr/bin/env node
-// The `filelock` command for npm's and bun's bin links. Deno and Bun run the
-// TypeScript source as it is; Node 20 needs tsx to load it.
+// The `filelock` command of the npm package: the built CLI, run by Node
+// (`npx filelock`) or Bun (`bunx --bun filelock`). Deno runs the TypeScript
+// CLI from JSR (`deno run jsr:@lockkit/filelock/cli`).
 import process from "node:process";
+import { main } from "../dist/cli.js";
 
-if (globalThis.Deno === undefined && globalThis.Bun === undefined) {
-  const { register } = await import("tsx/esm/api");
-  register();
-}
-const { main } = await import("../src/cli/main.ts");
-process.exitCode = await main(process.argv.slice(2));
+main(process.argv.slice(2)).then((code) => {
+  process.exitCode = code;
+});

@@ -9,6 +9,7 @@ import type { Binding } from "./types.ts";
 import type { PosixTable } from "./posix_tables.ts";
 import { loadFirst, posixBinding, type RawLibc, variadicPadding } from "./posix.ts";
 import { type RawKernel32, windowsBinding } from "./windows.ts";
+import { requireModule } from "./require.ts";
 
 /** The part of `bun:ffi` used here, typed locally so other runtimes never need Bun's types. */
 export interface BunFfi {
@@ -22,17 +23,15 @@ export interface BunFfi {
 }
 
 /**
- * Loads `bun:ffi`. The specifier is built at run time so that Deno and Node
- * never try to resolve it.
+ * Loads `bun:ffi`, synchronously; only ever called in Bun.
  *
  * @example
  * ```ts ignore
- * const ffi = await loadBunFfi();
+ * const ffi = loadBunFfi();
  * ```
  */
-export async function loadBunFfi(): Promise<BunFfi> {
-  const specifier = ["bun", "ffi"].join(":");
-  return (await import(specifier)) as BunFfi;
+export function loadBunFfi(): BunFfi {
+  return requireModule<BunFfi>("bun:ffi");
 }
 
 /**
@@ -42,7 +41,7 @@ export async function loadBunFfi(): Promise<BunFfi> {
  * ```ts ignore
  * import { createBunBinding, loadBunFfi } from "./bun.ts";
  * import { LINUX_X86_64 } from "./posix_tables.ts";
- * const binding = createBunBinding(await loadBunFfi(), LINUX_X86_64);
+ * const binding = createBunBinding(loadBunFfi(), LINUX_X86_64);
  * ```
  */
 export function createBunBinding(ffi: BunFfi, table: PosixTable): Binding {
@@ -83,7 +82,7 @@ export function createBunBinding(ffi: BunFfi, table: PosixTable): Binding {
  * @example
  * ```ts ignore
  * import { createBunWindowsBinding, loadBunFfi } from "./bun.ts";
- * const binding = createBunWindowsBinding(await loadBunFfi());
+ * const binding = createBunWindowsBinding(loadBunFfi());
  * ```
  */
 export function createBunWindowsBinding(ffi: BunFfi): Binding {

@@ -1,13 +1,14 @@
 /**
- * The Node binding: libc through koffi. Imported only on Node, so Deno and Bun
- * users never load koffi. Every call is synchronous on the calling thread:
- * koffi's async calls run on libuv's small thread pool, where a waiting lock
- * must never be parked.
+ * The Node binding: libc through koffi, loaded only in Node, on first use, so
+ * that Deno and Bun users never load it. Every call is synchronous on the
+ * calling thread: koffi's async calls run on libuv's small thread pool, where
+ * a waiting lock must never be parked.
  *
  * @module
  */
 
-import koffi from "koffi";
+import type koffiModule from "koffi";
+import { requireModule } from "./require.ts";
 import type { Binding } from "./types.ts";
 import type { PosixTable } from "./posix_tables.ts";
 import {
@@ -19,6 +20,21 @@ import {
 } from "./posix.ts";
 import { type RawKernel32, windowsBinding } from "./windows.ts";
 
+/** The koffi module. */
+export type Koffi = typeof koffiModule;
+
+/**
+ * Loads koffi, synchronously (it is CommonJS); only ever called in Node.
+ *
+ * @example
+ * ```ts ignore
+ * const koffi = loadKoffi();
+ * ```
+ */
+export function loadKoffi(): Koffi {
+  return requireModule<Koffi>("koffi");
+}
+
 /**
  * Opens libc with koffi and returns the binding.
  *
@@ -26,10 +42,10 @@ import { type RawKernel32, windowsBinding } from "./windows.ts";
  * ```ts ignore
  * import { createNodeBinding } from "./node.ts";
  * import { LINUX_X86_64 } from "./posix_tables.ts";
- * const binding = createNodeBinding(LINUX_X86_64);
+ * const binding = createNodeBinding(loadKoffi(), LINUX_X86_64);
  * ```
  */
-export function createNodeBinding(table: PosixTable): Binding {
+export function createNodeBinding(koffi: Koffi, table: PosixTable): Binding {
   const padding = variadicPadding(table).map(() => "int64_t");
   const { loaded: raw, statVersion } = loadFirst(table, (library, stat) => {
     const statArgs = stat.version === undefined ? [] : ["int"];
@@ -68,10 +84,10 @@ export function createNodeBinding(table: PosixTable): Binding {
  * @example
  * ```ts ignore
  * import { createNodeWindowsBinding } from "./node.ts";
- * const binding = createNodeWindowsBinding();
+ * const binding = createNodeWindowsBinding(loadKoffi());
  * ```
  */
-export function createNodeWindowsBinding(): Binding {
+export function createNodeWindowsBinding(koffi: Koffi): Binding {
   const kernel32 = koffi.load("kernel32.dll");
   const fn = (prototype: string) => kernel32.func(prototype);
   const raw = {

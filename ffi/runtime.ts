@@ -11,7 +11,10 @@ import type { Binding } from "./types.ts";
 import { type PosixTable, posixTable } from "./posix_tables.ts";
 import { errnoLookup } from "./posix.ts";
 import { WINDOWS_CONSTANTS, windowsErrno } from "./windows_table.ts";
-import type { BunFfi } from "./bun.ts";
+import { type BunFfi, createBunBinding, createBunWindowsBinding, loadBunFfi } from "./bun.ts";
+import { createDenoBinding, createDenoWindowsBinding } from "./deno.ts";
+import { createDenoNativeBinding } from "./deno_native.ts";
+import { createNodeBinding, createNodeWindowsBinding, type Koffi, loadKoffi } from "./node.ts";
 
 /** The three runtimes. */
 export type RuntimeName = "deno" | "bun" | "node";
@@ -80,24 +83,6 @@ const windows = os === "windows" && (arch === "x86_64" || arch === "aarch64");
 const supported = table !== undefined || windows;
 const noTable = `no kernel-lock binding exists yet for ${os} on ${arch}`;
 
-// Bun and Node load their FFI module asynchronously, once, when this module is
-// evaluated, so that probe() and acquireSync() can stay synchronous.
-const bunFfi: BunFfi | Error | undefined = runtime === "bun" && supported
-  ? await import("./bun.ts").then((m) => m.loadBunFfi()).catch((e: Error) => e)
-  : undefined;
-const nodeModule: typeof import("./node.ts") | Error | undefined = runtime === "node" && supported
-  ? await import("./node.ts").catch((e: Error) => e)
-  : undefined;
-const bunModule: typeof import("./bun.ts") | undefined = runtime === "bun" && supported
-  ? await import("./bun.ts")
-  : undefined;
-const denoModule: typeof import("./deno.ts") | undefined = runtime === "deno"
-  ? await import("./deno.ts")
-  : undefined;
-const denoNativeModule: typeof import("./deno_native.ts") | undefined = runtime === "deno"
-  ? await import("./deno_native.ts")
-  : undefined;
-
 function message(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
@@ -119,9 +104,7 @@ function loadFfi(): BindingResult {
     }
     try {
       return {
-        binding: windows
-          ? denoModule!.createDenoWindowsBinding()
-          : denoModule!.createDenoBinding(table!),
+        binding: windows ? createDenoWindowsBinding() : createDenoBinding(table!),
         reason: `Deno.dlopen bound ${ffiTarget.calls}${windows ? "" : ` (${granted})`}`,
       };
     } catch (error) {
@@ -129,30 +112,32 @@ function loadFfi(): BindingResult {
     }
   }
   if (runtime === "bun") {
-    if (bunFfi instanceof Error || bunFfi === undefined) {
-      return { reason: `bun:ffi could not be loaded: ${message(bunFfi)}` };
+    let bunFfi: BunFfi;
+    try {
+      bunFfi = loadBunFfi();
+    } catch (error) {
+      return { reason: `bun:ffi could not be loaded: ${message(error)}` };
     }
     try {
       return {
-        binding: windows
-          ? bunModule!.createBunWindowsBinding(bunFfi)
-          : bunModule!.createBunBinding(bunFfi, table!),
+        binding: windows ? createBunWindowsBinding(bunFfi) : createBunBinding(bunFfi, table!),
         reason: `bun:ffi bound ${ffiTarget.calls}`,
       };
     } catch (error) {
       return { reason: `bun:ffi could not bind ${ffiTarget.calls}: ${message(error)}` };
     }
   }
-  if (nodeModule instanceof Error || nodeModule === undefined) {
+  let koffi: Koffi;
+  try {
+    koffi = loadKoffi();
+  } catch (error) {
     return {
-      reason: `koffi could not be imported (install the koffi package): ${message(nodeModule)}`,
+      reason: `koffi could not be loaded (install the koffi package): ${message(error)}`,
     };
   }
   try {
     return {
-      binding: windows
-        ? nodeModule.createNodeWindowsBinding()
-        : nodeModule.createNodeBinding(table!),
+      binding: windows ? createNodeWindowsBinding(koffi) : createNodeBinding(koffi, table!),
       reason: `koffi bound ${ffiTarget.calls}`,
     };
   } catch (error) {
@@ -167,8 +152,8 @@ function loadNative(): BindingResult {
   if (!supported) return { reason: noTable };
   return {
     binding: windows
-      ? denoNativeModule!.createDenoNativeBinding(windowsErrno, WINDOWS_CONSTANTS)
-      : denoNativeModule!.createDenoNativeBinding(errnoLookup(table!), table!.constants),
+      ? createDenoNativeBinding(windowsErrno, WINDOWS_CONSTANTS)
+      : createDenoNativeBinding(errnoLookup(table!), table!.constants),
     reason: `Deno.FsFile.tryLock takes a kernel ${windows ? "LockFileEx" : "flock"} without FFI`,
   };
 }

@@ -1,9 +1,17 @@
 // Shared helpers of the test suite: temp dirs, the runtime binaries, child processes.
 import { type ChildProcess, spawn } from "node:child_process";
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import {
+  existsSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { fileURLToPath, pathToFileURL } from "node:url";
 
 export const repoRoot: string = fileURLToPath(new URL("..", import.meta.url));
 export const workers: string = join(repoRoot, "tests", "workers");
@@ -47,6 +55,45 @@ export const FLAVOURS: Flavour[] = ["deno-ffi", "deno-native", "bun", "node"];
  */
 export const PIDFILE_FLAVOURS: Flavour[] = ["deno-plain", "bun", "node"];
 
+/** The newest modification time of the files under `paths` (recursively). */
+function newest(paths: string[]): number {
+  let latest = 0;
+  for (const path of paths) {
+    const stat = statSync(path);
+    if (stat.isDirectory()) {
+      for (const name of readdirSync(path)) latest = Math.max(latest, newest([join(path, name)]));
+    } else {
+      latest = Math.max(latest, stat.mtimeMs);
+    }
+  }
+  return latest;
+}
+
+let sourcesChanged: number | undefined;
+
+/** When the library's sources last changed. */
+function sourcesTime(): number {
+  return sourcesChanged ??= newest(["mod.ts", "src", "ffi"].map((p) => join(repoRoot, p)));
+}
+
+/**
+ * The argv prefix that runs `built` (JavaScript bundled from the sources by
+ * `npm test`'s build step) in Node while it is newer than every source it
+ * came from, else the TypeScript `source` through tsx (much slower to start).
+ */
+function nodeRunning(built: string, source: string, extraSources: string[] = []): string[] {
+  const fresh = existsSync(built) &&
+    statSync(built).mtimeMs >= Math.max(sourcesTime(), newest([source, ...extraSources]));
+  // tsx by path: the command may run in a directory where a bare `tsx` does not resolve.
+  const tsx = pathToFileURL(join(repoRoot, "node_modules", "tsx", "dist", "loader.mjs")).href;
+  return fresh ? ["node", built] : ["node", "--import", tsx, source];
+}
+
+/** How Node runs the CLI: the built `dist/cli.js` where it is up to date (what npm users run). */
+export function nodeCli(): string[] {
+  return nodeRunning(join(repoRoot, "dist", "cli.js"), join(repoRoot, "src", "cli", "main.ts"));
+}
+
 export function command(flavour: Flavour, script: string, args: string[]): string[] {
   const path = join(workers, script);
   switch (flavour) {
@@ -68,7 +115,14 @@ export function command(flavour: Flavour, script: string, args: string[]): strin
     case "bun":
       return [bin("bun"), path, ...args];
     case "node":
-      return ["node", "--import", "tsx", path, ...args];
+      return [
+        ...nodeRunning(
+          join(repoRoot, ".cache", "workers", script.replace(/\.ts$/, ".mjs")),
+          path,
+          [join(workers, "args.ts")],
+        ),
+        ...args,
+      ];
   }
 }
 

@@ -53,15 +53,18 @@ test(`${runtimeName}: options: a file: URL that does not decode to a path is EIN
   }
 });
 
-test(`${runtimeName}: options: mode is permission bits only: no setuid, setgid or sticky file`, () => {
-  for (const mode of [0o4755, 0o2755, 0o1644, 0o7777]) {
-    assert.throws(
-      () => tryAcquire("/tmp/never-created.lock", { mode }),
-      (e: unknown) => e instanceof RangeError && /permission bits/.test(e.message),
-      mode.toString(8),
-    );
-  }
-});
+test(
+  `${runtimeName}: options: mode is permission bits only: no setuid, setgid or sticky file`,
+  inTemp((dir) => {
+    for (const mode of [0o4755, 0o2755, 0o1644, 0o7777]) {
+      assert.throws(
+        () => tryAcquire(join(dir, "never-created.lock"), { mode }),
+        (e: unknown) => e instanceof RangeError && /permission bits/.test(e.message),
+        mode.toString(8),
+      );
+    }
+  }),
+);
 
 test(
   `${runtimeName}: options: allowForeignOwner must be a boolean`,

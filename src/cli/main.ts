@@ -150,5 +150,7 @@ function isMainModule(): boolean {
 }
 
 if (isMainModule()) {
-  process.exitCode = await main(process.argv.slice(2));
+  main(process.argv.slice(2)).then((code) => {
+    process.exitCode = code;
+  });
 }

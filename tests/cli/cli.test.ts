@@ -15,6 +15,7 @@ import {
   type Finished,
   hasCommand,
   inTemp,
+  nodeCli,
   repoRoot,
   runtimeName,
   signal,
@@ -36,7 +37,7 @@ function cli(args: string[]): string[] {
     case "bun":
       return [bin("bun"), CLI, ...args];
     default:
-      return ["node", "--import", "tsx", CLI, ...args];
+      return [...nodeCli(), ...args];
   }
 }
 
@@ -338,7 +339,13 @@ async function killedWhileRunning(dir: string, signal: NodeJS.Signals, extra: st
       `exec >/dev/null 2>&1; touch '${ready}'; sleep 1.5; touch '${done}'`,
     ]),
   );
-  while (!existsSync(ready)) await new Promise((resolve) => setTimeout(resolve, 10));
+  const startedAt = performance.now();
+  while (!existsSync(ready)) {
+    // A CLI that failed to start never gets there: fail instead of waiting forever.
+    assert.equal(wrapper.exitCode, null, "filelock ended before its command started");
+    assert.ok(performance.now() - startedAt < 30_000, "the command did not start in 30 s");
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
   process.kill(wrapper.pid!, signal);
   await exited(wrapper);
   await dead(wrapper.pid!);

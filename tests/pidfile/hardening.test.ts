@@ -3,7 +3,7 @@
 // real timing, and a control shows the failure it guards against.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import {
   existsSync,
   mkdirSync,
@@ -141,13 +141,19 @@ if (!UNSHARE) console.log(`SKIP pidfile in another PID namespace: ${unshareSkip}
 
 async function namespacedHolder(dir: string, flags: string[]): Promise<LockError | "taken"> {
   const lock = join(dir, "ns.lock");
-  const holder = start([
+  // Its own process group, so that the whole namespace (unshare, its forked
+  // child and the holder) goes at the end, whatever the worker's command line.
+  const argv = [
     "unshare",
     "--pid",
     "--fork",
     "--mount-proc",
     ...command(OWN_WITH_PROC, "pidfile_scenario.ts", [lock, "hold", ...flags]),
-  ]);
+  ];
+  const holder = spawn(argv[0], argv.slice(1), {
+    stdio: ["ignore", "pipe", "pipe"],
+    detached: true,
+  });
   try {
     await waitFor(holder, "held");
     const pidInside = JSON.parse(readFileSync(lock, "utf8")).pid;
@@ -165,7 +171,7 @@ async function namespacedHolder(dir: string, flags: string[]): Promise<LockError
       (e) => e,
     );
   } finally {
-    spawnSync("pkill", ["-KILL", "-f", `pidfile_scenario.ts ${lock}`]);
+    process.kill(-holder.pid!, "SIGKILL");
     await exited(holder);
   }
 }
