@@ -306,8 +306,16 @@ test(
         "operations beside the hung flock",
       );
 
-      // Well past flock's 1 s timeout it still waits, now uninterruptibly (D)...
-      await sleep(2_000);
+      // Its 1 s alarm interrupts the wait; from then on it waits uninterruptibly (D), and
+      // well past its timeout it still does.
+      await guard(
+        (async () => {
+          while (processState(child.pid!) !== "D" && !finished) await sleep(20);
+        })(),
+        20_000,
+        "flock in uninterruptible sleep",
+      );
+      await sleep(1_000);
       assert.ok(!finished, "flock -w 1 returned although flock(2) never answered");
       assert.equal(processState(child.pid!), "D");
       // ...and not even SIGKILL ends it while the request is unanswered.
