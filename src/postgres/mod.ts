@@ -41,7 +41,7 @@ import { lockKey } from "./keys.ts";
 import { lockName, lockOptions, locksOptions } from "./options.ts";
 import { Session } from "./session.ts";
 import { createFenceTable, FENCE_TABLE_EXISTS } from "./statements.ts";
-import { sqlState } from "./errors.ts";
+import { acquireError, sqlState } from "./errors.ts";
 import type {
   PostgresClient,
   PostgresLock,
@@ -133,7 +133,9 @@ export function postgresLocks(sql: PostgresClient, options?: PostgresLocksOption
     const valid = lockName(name);
     const { shared, timeout, signal, onCompromised } = lockOptions(options);
     if (attempt === "wait" && signal?.aborted) throw signal.reason;
-    await ready();
+    await ready().catch((error) => {
+      throw acquireError(error, valid);
+    });
     const session = new Session({
       sql,
       name: valid,

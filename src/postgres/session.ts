@@ -292,7 +292,9 @@ export class Session {
       if (granted === null) this.#fail({ value: null });
       else this.#hold(granted);
     } catch (error) {
-      this.#fail({ error });
+      const { signal, name } = this.#request;
+      const aborted = signal?.aborted === true && error === signal.reason;
+      this.#fail({ error: aborted ? error : acquireError(error, name) });
     }
   }
 
