@@ -5,56 +5,14 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
-import postgres from "postgres";
-import type { PostgresClient } from "../../src/postgres/mod.ts";
+import { type Client, type ClientKind, connect } from "./clients.ts";
 import { dead, runtimeName } from "../helpers.ts";
 import { type PgServer, startPostgres } from "./server.ts";
-
-/** Which client a test or worker uses. */
-export type ClientKind = "porsager" | "bunsql";
 
 /** The clients this runtime has: Bun.sql only in Bun. */
 export const CLIENTS: readonly ClientKind[] = runtimeName === "bun"
   ? ["porsager", "bunsql"]
   : ["porsager"];
-
-/** A client and how to close it. */
-export interface Client {
-  readonly sql: PostgresClient;
-  /** For queries the tests make themselves. */
-  query(text: string, params?: string[]): Promise<Record<string, unknown>[]>;
-  end(): Promise<void>;
-}
-
-interface BunSqlClient extends PostgresClient {
-  close(options?: { timeout?: number }): Promise<void>;
-}
-
-/** A pool of `max` connections to `url`. */
-export function connect(kind: ClientKind, url: string, max = 10, application?: string): Client {
-  if (kind === "bunsql") {
-    const Bun =
-      (globalThis as { Bun?: { SQL: new (url: string, options: object) => BunSqlClient } })
-        .Bun!;
-    const sql = new Bun.SQL(url, { max });
-    return {
-      sql,
-      query: async (text, params) =>
-        [...(await sql.unsafe(text, params))] as Record<string, unknown>[],
-      end: () => sql.close({ timeout: 1 }),
-    };
-  }
-  const sql = postgres(url, {
-    max,
-    onnotice: () => {},
-    ...(application === undefined ? {} : { connection: { application_name: application } }),
-  });
-  return {
-    sql,
-    query: async (text, params) => [...(await sql.unsafe(text, params))],
-    end: () => sql.end({ timeout: 1 }),
-  };
-}
 
 /** The suite's server: started once per test file, or the reason why not. */
 export interface Suite {
@@ -165,3 +123,5 @@ export async function until(
 
 export const sleep = (ms: number): Promise<void> =>
   new Promise((resolve) => setTimeout(resolve, ms));
+
+export { type Client, type ClientKind, connect };
