@@ -55,9 +55,22 @@ export async function suite(what: string): Promise<Suite> {
   };
 }
 
-/** Registers a test of the suite (skipped with the reason when there is no server). */
+/** In CI (`CI` set, as `.ci/run` runs) a missing server fails the tests instead of skipping them. */
+const inCI = (process.env.CI ?? "") !== "" && process.env.CI !== "false";
+
+/**
+ * Registers a test of the suite: skipped with the reason when there is no
+ * server, failed with it in CI.
+ */
 export function pgTest(s: Suite, name: string, fn: () => Promise<void>): void {
-  test(`${runtimeName}: postgres: ${name}`, { skip: s.skip }, fn);
+  const title = `${runtimeName}: postgres: ${name}`;
+  if (s.skip !== undefined && inCI) {
+    test(title, () => {
+      throw new Error(`no PostgreSQL in CI: ${s.skip}`);
+    });
+  } else {
+    test(title, { skip: s.skip }, fn);
+  }
 }
 
 /**

@@ -39,8 +39,16 @@ export interface PgServer {
 export const ENABLE =
   "install Debian's postgresql (apt-get install postgresql, as `bash .ci/run` does)";
 
-/** The directory of the newest installed PostgreSQL's server binaries, or a reason why none. */
+/**
+ * The directory of PostgreSQL's server binaries (`LOCKKIT_PG_BIN`, else the
+ * newest of Debian's, else the PATH), or the reason why there is none.
+ */
 function binDir(): string | { reason: string } {
+  const chosen = process.env.LOCKKIT_PG_BIN;
+  if (chosen !== undefined && chosen !== "") {
+    if (existsSync(join(chosen, "initdb")) && existsSync(join(chosen, "pg_ctl"))) return chosen;
+    return { reason: `LOCKKIT_PG_BIN=${chosen} has no initdb and pg_ctl; ${ENABLE}` };
+  }
   const root = "/usr/lib/postgresql";
   let versions: string[] = [];
   try {
@@ -90,6 +98,10 @@ export async function startPostgres(): Promise<PgServer | { reason: string }> {
   const root = process.getuid?.() === 0;
   let asUser: string[] = [];
   const dir = mkdtempSync(join(tmpdir(), "filelock-pg-"));
+  if (root && !existsSync("/usr/sbin/runuser") && !existsSync("/sbin/runuser")) {
+    rmSync(dir, { recursive: true, force: true });
+    return { reason: `running as root and runuser(1) is missing (util-linux); ${ENABLE}` };
+  }
   if (root) {
     const uid = idOf("postgres", "-u");
     const gid = idOf("postgres", "-g");
