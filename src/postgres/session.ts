@@ -31,10 +31,9 @@ import { keyColumns } from "./keys.ts";
 import {
   AFTER_TIMEOUT,
   commitAndHold,
+  fenceAndSessionLock,
   HEARTBEAT,
   HOLDERS,
-  HOLDING,
-  nextFence,
   NO_LOCK_TIMEOUT,
   unlockStatement,
   waitSettings,
@@ -241,11 +240,20 @@ export class Session {
     if (this.#phase !== "held") throw new Error(`cannot release a lock that is ${this.#phase}`);
     this.#phase = "releasing";
     this.#stopTimers();
-    let released: unknown;
+    let unlocked: Promise<PromiseSettledResult<readonly unknown[]>[]>;
     try {
       const tx = await this.#turn();
       const { key, shared } = this.#request;
-      released = firstRow(await tx.unsafe(unlockStatement(shared), [String(key)])).released;
+      unlocked = settleAll([tx.unsafe(unlockStatement(key, shared))]);
+    } catch (error) {
+      this.#lose("its session ended before the release", error);
+      throw error;
+    }
+    // COMMIT right behind the unlock: same turn, the connection still ours.
+    this.#exit.resolve();
+    let released: unknown;
+    try {
+      released = firstRow(rowsOf((await unlocked)[0])).released;
     } catch (error) {
       this.#lose("its session ended before the release", error);
       throw error;
@@ -256,7 +264,6 @@ export class Session {
       throw error;
     }
     this.#phase = "released";
-    this.#leave("commit");
     await this.#endedDeferred.promise;
   }
 
@@ -298,19 +305,67 @@ export class Session {
     }
   }
 
-  /** The wait and the fence; `null` when a `try` found the lock busy. */
+  /**
+   * The wait and the fence; `null` when a `try` found the lock busy. A wait
+   * that may last sends the fence step right behind it (it runs once the
+   * lock is granted, and fails harmlessly in the aborted transaction when the
+   * wait fails): two round trips in all, with `begin()`'s BEGIN. A single
+   * attempt sends it only once the lock is held.
+   */
   async #acquire(): Promise<Granted | null> {
-    const { key, shared, leaseMs, attempt, signal, name } = this.#request;
+    const { shared, leaseMs, attempt, signal } = this.#request;
     const left = this.#deadline - performance.now();
     const once = attempt === "try" || left < 1;
     let tx = await this.#turn();
     const settings = tx.unsafe(waitSettings(once || left === Infinity ? 0 : left, leaseMs));
-    const wait = tx.unsafe(waitStatement(shared, once ? "try" : "wait"), [String(key)]);
+    const wait = tx.unsafe(waitStatement(this.#request.key, shared, once ? "try" : "wait"));
     this.#waitQuery = wait;
     if (signal?.aborted) wait.cancel();
-    const [settled, waited] = await settleAll([settings, wait]);
+    let sentAt = performance.now();
+    const fenceStep = once ? [] : this.#fenceStep(tx);
+    const [settled, waited, ...fenced] = await settleAll([settings, wait, ...fenceStep]);
     this.#waitQuery = undefined;
-    if (signal?.aborted) throw signal.reason;
+    const row = await this.#waited(settled, waited);
+    if (once) {
+      if (row.held !== true) {
+        if (attempt === "try") return null;
+        throw await this.#timedOut(false);
+      }
+      if (signal?.aborted) throw signal.reason;
+      tx = await this.#turn();
+      sentAt = performance.now();
+      fenced.push(...(await settleAll(this.#fenceStep(tx))));
+    }
+    let fence: bigint;
+    try {
+      fence = this.#fenced(fenced);
+      if (signal?.aborted) throw signal.reason;
+      if (performance.now() - sentAt > leaseMs / 3) {
+        // A long wait: the server's idle clock started when the fence step
+        // ran, later than it was sent; confirm the session with a heartbeat.
+        tx = await this.#turn();
+        sentAt = performance.now();
+        this.#checkPid(firstRow(await tx.unsafe(HEARTBEAT)).pid);
+      }
+    } catch (error) {
+      await this.#unlockAll();
+      throw error;
+    }
+    this.#validUntil = sentAt + leaseMs;
+    return { fence, pid: this.#pid };
+  }
+
+  /** The wait's answer: its row; a timeout, a cancel, any other error thrown as such. */
+  async #waited(
+    settled: PromiseSettledResult<readonly unknown[]>,
+    waited: PromiseSettledResult<readonly unknown[]>,
+  ): Promise<Record<string, unknown>> {
+    const { signal, name } = this.#request;
+    if (signal?.aborted) {
+      // The fence step may have run behind a wait that won the race with the cancel.
+      if (waited.status === "fulfilled") await this.#unlockAll();
+      throw signal.reason;
+    }
     rowsOf(settled);
     let row: Record<string, unknown>;
     try {
@@ -324,48 +379,53 @@ export class Session {
       throw error;
     }
     this.#pid = Number(row.pid);
-    if (once && row.held !== true) {
-      if (attempt === "try") return null;
-      throw await this.#timedOut(false);
+    return row;
+  }
+
+  /**
+   * Once the lock is held (transaction level): the fence, the session-level
+   * lock, COMMIT and the holding transaction, and the check that this
+   * session holds the lock now.
+   */
+  #fenceStep(tx: PostgresTransaction): PostgresQuery[] {
+    const { key, shared, leaseMs, name, fenceTable } = this.#request;
+    return [
+      // Only shared holders update one fence row at the same time.
+      ...(shared ? [tx.unsafe(NO_LOCK_TIMEOUT)] : []),
+      tx.unsafe(fenceAndSessionLock(fenceTable, key, shared), [name]),
+      tx.unsafe(commitAndHold(leaseMs)),
+      tx.unsafe(HEARTBEAT),
+    ];
+  }
+
+  /**
+   * The fence, once the fence step's answers show the session-level lock
+   * taken, and the holding transaction on the session that took it.
+   */
+  #fenced(results: PromiseSettledResult<readonly unknown[]>[]): bigint {
+    const [locked, , holding] = results.slice(-3);
+    const row = firstRow(rowsOf(locked));
+    for (const result of results) rowsOf(result);
+    const pid = firstRow(rowsOf(holding)).pid;
+    if (Number(pid) !== this.#pid) {
+      throw new LockError({
+        code: "EUNSUPPORTED",
+        path: this.#request.name,
+        detail: `server session ${this.#pid} took the lock, but after its transaction the ` +
+          `connection leads to session ${String(pid)}: is a transaction-pooling proxy ` +
+          "(PgBouncer, pgdog) between the client and the server? Connect to PostgreSQL " +
+          "directly or through a session-pooling proxy",
+      });
     }
-    // Held in the server (transaction level). The fence, the session-level
-    // lock, COMMIT, and the holding transaction, in one round trip.
-    tx = await this.#turn();
-    const { classid, objid } = keyColumns(key);
-    const sentAt = performance.now();
-    const results = await settleAll([
-      tx.unsafe(NO_LOCK_TIMEOUT),
-      tx.unsafe(nextFence(this.#request.fenceTable), [name]),
-      tx.unsafe(commitAndHold(key, shared, leaseMs)),
-      tx.unsafe(HOLDING, [classid, objid, shared ? "ShareLock" : "ExclusiveLock"]),
-    ]);
-    let fence: bigint;
-    try {
-      fence = BigInt(String(firstRow(rowsOf(results[1])).fence));
-      rowsOf(results[0]);
-      rowsOf(results[2]);
-      const holding = firstRow(rowsOf(results[3]));
-      if (Number(holding.pid) !== this.#pid || holding.held !== true) {
-        throw new LockError({
-          code: "EUNSUPPORTED",
-          path: name,
-          detail: `server session ${this.#pid} took the lock, but after its transaction the ` +
-            `connection leads to session ${String(holding.pid)}` +
-            (holding.held === true ? "" : ", which does not hold it") +
-            ": is a transaction-pooling proxy (PgBouncer, pgdog) between the client and the " +
-            "server? Connect to PostgreSQL directly or through a session-pooling proxy",
-        });
-      }
-    } catch (error) {
-      await this.#unlockAll();
-      throw error;
+    if (row.held !== true) throw new Error("the session-level advisory lock was not granted");
+    return BigInt(String(row.fence));
+  }
+
+  /** A heartbeat answered by a session other than ours means the lock is not ours. */
+  #checkPid(pid: unknown): void {
+    if (Number(pid) !== this.#pid) {
+      throw new Error(`the heartbeat was answered by another session (${String(pid)})`);
     }
-    if (signal?.aborted) {
-      await this.#unlockAll();
-      throw signal.reason;
-    }
-    this.#validUntil = sentAt + leaseMs;
-    return { fence, pid: this.#pid };
   }
 
   /** The timeout error, naming the holders (read after rolling back the failed wait). */

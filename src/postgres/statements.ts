@@ -1,8 +1,9 @@
 /**
  * The SQL this module sends, in one place (docs/architecture.md,
- * "PostgreSQL"). Parameters are bound as text (`$1::bigint`), so that every
- * client sends them alike; the only values written into a statement's text
- * are integers computed here and the quoted fence table name.
+ * "PostgreSQL"). The lock name is always a bound parameter (text); the only
+ * values written into a statement's text are integers computed here (keys,
+ * milliseconds) and the quoted fence table name. A statement without
+ * parameters goes out in the simple protocol, which costs the server less.
  *
  * @module
  */
@@ -17,12 +18,16 @@ function settingMs(ms: number): number {
   return Math.max(0, Math.min(2 ** 31 - 1, Math.ceil(ms)));
 }
 
+/** A key as SQL text: an integer computed here, never user input. */
+function keyText(key: bigint): string {
+  return `'${BigInt.asIntN(64, key)}'::bigint`;
+}
+
 /**
- * The first statement of the waiting transaction: read committed (a fence
+ * The first statements of the waiting transaction: read committed (a fence
  * update waits for a concurrent one instead of failing), no statement
  * timeout, the server ends the wait after `lockTimeoutMs` (0: never) and the
- * session after `leaseMs` idle in the transaction. A savepoint lets the
- * transaction continue after a timed-out wait, to say who holds the lock.
+ * session after `leaseMs` idle in the transaction.
  */
 export function waitSettings(lockTimeoutMs: number, leaseMs: number): string {
   return [
@@ -30,26 +35,22 @@ export function waitSettings(lockTimeoutMs: number, leaseMs: number): string {
     "SET LOCAL statement_timeout = 0",
     `SET LOCAL lock_timeout = ${settingMs(lockTimeoutMs)}`,
     `SET LOCAL idle_in_transaction_session_timeout = ${settingMs(leaseMs)}`,
-    "SAVEPOINT lockkit_wait",
   ].join("; ");
 }
 
 /**
- * The wait, in the server: a transaction-level advisory lock; `$1` is the
- * key. Returns `pid` (the server session); `try` returns `held` at once.
+ * The wait, in the server: a transaction-level advisory lock on `key`.
+ * Returns `pid` (the server session); `try` returns `held` at once.
  */
-export function waitStatement(shared: boolean, attempt: "wait" | "try"): string {
+export function waitStatement(key: bigint, shared: boolean, attempt: "wait" | "try"): string {
+  const k = keyText(key);
   return attempt === "try"
-    ? `SELECT pg_try_advisory_xact_lock${
-      variant(shared)
-    }($1::bigint) AS held, pg_backend_pid() AS pid`
-    : `SELECT pg_advisory_xact_lock${
-      variant(shared)
-    }($1::bigint)::text AS held, pg_backend_pid() AS pid`;
+    ? `SELECT pg_try_advisory_xact_lock${variant(shared)}(${k}) AS held, pg_backend_pid() AS pid`
+    : `SELECT pg_advisory_xact_lock${variant(shared)}(${k})::text AS held, pg_backend_pid() AS pid`;
 }
 
-/** After a timed-out wait: back to the savepoint, so that the transaction can ask who holds the lock. */
-export const AFTER_TIMEOUT = "ROLLBACK TO SAVEPOINT lockkit_wait";
+/** After a timed-out wait: a fresh transaction, to ask who holds the lock. */
+export const AFTER_TIMEOUT = "ROLLBACK; BEGIN";
 
 /**
  * Who holds the key `$1`/`$2` (its `pg_locks` columns): their sessions' pid,
@@ -62,7 +63,10 @@ export const HOLDERS = "SELECT l.pid, l.mode, a.application_name AS application,
   "AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) " +
   "ORDER BY l.pid LIMIT 5";
 
-/** After the lock is granted: waits for the fence row's lock must not time out. */
+/**
+ * After the lock is granted: a wait for the fence row's lock (another shared
+ * holder updating it) must not time out.
+ */
 export const NO_LOCK_TIMEOUT = "SET LOCAL lock_timeout = 0";
 
 /** Whether the fence table exists (`$1`: its quoted name). */
@@ -73,23 +77,29 @@ export function createFenceTable(table: string): string {
   return `CREATE TABLE IF NOT EXISTS ${table} (name text PRIMARY KEY, fence bigint NOT NULL)`;
 }
 
-/** The next fence of the name `$1`, one more than the last one handed out. */
-export function nextFence(table: string): string {
-  return `INSERT INTO ${table} AS f (name, fence) VALUES ($1, 1) ` +
-    "ON CONFLICT (name) DO UPDATE SET fence = f.fence + 1 RETURNING f.fence::text AS fence";
+/**
+ * Once the transaction-level lock is held: the next fence of the name `$1`
+ * (one more than the last one handed out), then the session-level lock on
+ * `key` (granted at once: the session holds the transaction-level one), as
+ * `fence` and `held`.
+ */
+export function fenceAndSessionLock(table: string, key: bigint, shared: boolean): string {
+  return `WITH f AS (INSERT INTO ${table} AS t (name, fence) VALUES ($1::text, 1) ` +
+    "ON CONFLICT (name) DO UPDATE SET fence = t.fence + 1 RETURNING t.fence) " +
+    `SELECT f.fence::text AS fence, pg_try_advisory_lock${variant(shared)}(${
+      keyText(key)
+    }) AS held FROM f`;
 }
 
 /**
- * One protocol message, so that no pooling proxy can split it: the session
- * takes a session-level lock on `key` (granted at once: it holds the
- * transaction-level one), commits the fence (which also ends the
- * transaction-level lock), and opens the holding transaction, which the
- * server ends (with the session, and so the lock) after `leaseMs` without a
- * statement. An error in the first statement skips the rest.
+ * One protocol message, so that no transaction-pooling proxy sees the
+ * session idle between the two transactions: commit the fence (which ends
+ * the transaction-level lock; the session-level one stays) and open the
+ * holding transaction, which the server ends (with the session, and so the
+ * lock) after `leaseMs` without a statement.
  */
-export function commitAndHold(key: bigint, shared: boolean, leaseMs: number): string {
+export function commitAndHold(leaseMs: number): string {
   return [
-    `SELECT pg_try_advisory_lock${variant(shared)}(${BigInt.asIntN(64, key)}::bigint)`,
     "COMMIT",
     "BEGIN ISOLATION LEVEL READ COMMITTED",
     "SET LOCAL statement_timeout = 0",
@@ -97,18 +107,10 @@ export function commitAndHold(key: bigint, shared: boolean, leaseMs: number): st
   ].join("; ");
 }
 
-/**
- * Whether this session holds the key `$1`/`$2` in `$3` mode now, and which
- * session this is: after the commit, only the session-level lock is left.
- */
-export const HOLDING = "SELECT pg_backend_pid() AS pid, EXISTS (SELECT 1 FROM pg_locks " +
-  "WHERE locktype = 'advisory' AND pid = pg_backend_pid() AND granted AND objsubid = 1 " +
-  "AND classid = $1::bigint::oid AND objid = $2::bigint::oid AND mode = $3) AS held";
-
 /** The heartbeat: a statement resets the server's idle clock; the pid says it is still our session. */
 export const HEARTBEAT = "SELECT pg_backend_pid() AS pid";
 
-/** Releases the session-level lock `$1`; `released` is false when the session did not hold it. */
-export function unlockStatement(shared: boolean): string {
-  return `SELECT pg_advisory_unlock${variant(shared)}($1::bigint) AS released`;
+/** Releases the session-level lock on `key`; `released` is false when the session did not hold it. */
+export function unlockStatement(key: bigint, shared: boolean): string {
+  return `SELECT pg_advisory_unlock${variant(shared)}(${keyText(key)}) AS released`;
 }

@@ -5,7 +5,12 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { keyColumns, lockKey } from "../../src/postgres/keys.ts";
 import { lockName, lockOptions, locksOptions } from "../../src/postgres/options.ts";
-import { commitAndHold, waitSettings } from "../../src/postgres/statements.ts";
+import {
+  fenceAndSessionLock,
+  unlockStatement,
+  waitSettings,
+  waitStatement,
+} from "../../src/postgres/statements.ts";
 import { LockError } from "../../src/errors.ts";
 import { runtimeName } from "../helpers.ts";
 
@@ -63,13 +68,17 @@ test(`${runtimeName}: postgres statements: only integers are written into the te
   assert.equal(
     waitSettings(1234.2, 30_000),
     "SET TRANSACTION ISOLATION LEVEL READ COMMITTED; SET LOCAL statement_timeout = 0; " +
-      "SET LOCAL lock_timeout = 1235; SET LOCAL idle_in_transaction_session_timeout = 30000; " +
-      "SAVEPOINT lockkit_wait",
+      "SET LOCAL lock_timeout = 1235; SET LOCAL idle_in_transaction_session_timeout = 30000",
   );
   assert.match(waitSettings(0, 1000), /lock_timeout = 0;/);
   assert.match(waitSettings(2 ** 40, 1000), /lock_timeout = 2147483647;/);
   assert.match(
-    commitAndHold(-5n, true, 1000),
-    /^SELECT pg_try_advisory_lock_shared\(-5::bigint\); COMMIT; /,
+    waitStatement(-(2n ** 63n), true, "try"),
+    /pg_try_advisory_xact_lock_shared\('-9223372036854775808'::bigint\)/,
   );
+  assert.match(
+    fenceAndSessionLock('"t"', -5n, false),
+    /^WITH f AS \(INSERT INTO "t" .* pg_try_advisory_lock\('-5'::bigint\) AS held FROM f$/,
+  );
+  assert.match(unlockStatement(7n, true), /pg_advisory_unlock_shared\('7'::bigint\)/);
 });
