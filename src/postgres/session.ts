@@ -488,6 +488,7 @@ export class Session {
 
   #hold(granted: Granted): void {
     this.#stopWaiting();
+    if (this.#ended) return; // The connection closed first: #onEnded has answered.
     this.#phase = "held";
     this.#armWatchdog();
     this.#scheduleHeartbeat();
@@ -505,14 +506,22 @@ export class Session {
       case "releasing":
         this.#lose("its session ended", error);
         break;
-      default: {
-        const outcome = this.#outcome;
-        if (outcome !== undefined && "value" in outcome) this.#acquired.resolve(outcome.value);
-        else if (outcome !== undefined) this.#acquired.reject(outcome.error);
-        else {this.#acquired.reject(
-            acquireError(error ?? new Error("transaction ended"), this.#request.name),
-          );}
-      }
+      default:
+        this.#answer(error);
+    }
+  }
+
+  /** Hands over the acquisition's outcome, or, when there is none, why the transaction ended. */
+  #answer(error: unknown): void {
+    const outcome = this.#outcome;
+    if (outcome === undefined) {
+      this.#acquired.reject(
+        acquireError(error ?? new Error("the transaction ended"), this.#request.name),
+      );
+    } else if ("value" in outcome) {
+      this.#acquired.resolve(outcome.value);
+    } else {
+      this.#acquired.reject(outcome.error);
     }
   }
 

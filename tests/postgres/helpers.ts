@@ -89,11 +89,14 @@ export function stopTest(s: Suite, closers: Array<() => Promise<void>> = []): vo
   });
 }
 
-/** Client sessions on the server other than the spy's own, with their state. */
+/**
+ * Client sessions on the server other than the spy's, with their state (not
+ * those still starting or already ending, which have none).
+ */
 export async function sessions(spy: Client): Promise<{ pid: number; state: string }[]> {
   const rows = await spy.query(
     "SELECT pid, state FROM pg_stat_activity WHERE backend_type = 'client backend' " +
-      "AND pid <> pg_backend_pid() AND application_name <> 'lockkit-spy' ORDER BY pid",
+      "AND state IS NOT NULL AND application_name <> 'lockkit-spy' ORDER BY pid",
   );
   return rows.map((r) => ({ pid: Number(r.pid), state: String(r.state) }));
 }
