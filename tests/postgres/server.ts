@@ -2,8 +2,9 @@
 // directory in a temporary directory, listening only on 127.0.0.1 on a free
 // port, its unix socket in the temporary directory. As root, initdb and the
 // server run as the `postgres` system user (runuser). Stopped with
-// `pg_ctl stop -m immediate` and the directory removed; an exit/unload
-// listener does the same if the test process ends before its teardown test.
+// `pg_ctl stop -m immediate` and the directory removed; exit, unload and
+// signal listeners do the same if the test process ends before its teardown
+// test or is interrupted.
 import { spawnSync } from "node:child_process";
 import {
   chmodSync,
@@ -176,10 +177,17 @@ export async function startPostgres(): Promise<PgServer | { reason: string }> {
     stop();
     throw error;
   }
-  // The safety net: a test process that ends early still stops its server.
+  // The safety net: a test process that ends early, or is interrupted, still
+  // stops its server.
   process.on("exit", stop);
   (globalThis as { addEventListener?: (type: string, fn: () => void) => void })
     .addEventListener?.("unload", stop);
+  for (const [name, code] of [["SIGINT", 130], ["SIGTERM", 143], ["SIGHUP", 129]] as const) {
+    process.once(name, () => {
+      stop();
+      process.exit(code);
+    });
+  }
   return {
     url: `postgres://postgres@127.0.0.1:${port}/postgres`,
     port,
