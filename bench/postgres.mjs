@@ -58,19 +58,21 @@ try {
     `PostgreSQL ${version} on 127.0.0.1, one connection of the postgres npm package, Node ${process.version}; ` +
       `median of ${ROUNDS} interleaved rounds of ${N}`,
   );
+  const rows = [
+    ["`SELECT 1`", select, 1],
+    ["`acquire` + `release` (exclusive, uncontended)", lock, lock / select],
+  ];
+  const width = Math.max(...rows.map(([label]) => label.length));
   console.log("");
-  console.log("| operation (same connection)                      |    µs | × SELECT 1 |");
-  console.log("| ------------------------------------------------ | ----: | ---------: |");
-  console.log(
-    `| \`SELECT 1\`                                       | ${
-      select.toFixed(0).padStart(5)
-    } |       1.00 |`,
-  );
-  console.log(
-    `| \`acquire\` + \`release\` (exclusive, uncontended)    | ${lock.toFixed(0).padStart(5)} | ${
-      (lock / select).toFixed(2).padStart(10)
-    } |`,
-  );
+  console.log(`| ${"operation (same connection)".padEnd(width)} |    µs | × SELECT 1 |`);
+  console.log(`| ${"-".repeat(width)} | ----: | ---------: |`);
+  for (const [label, us, ratio] of rows) {
+    console.log(
+      `| ${label.padEnd(width)} | ${us.toFixed(0).padStart(5)} | ${
+        ratio.toFixed(2).padStart(10)
+      } |`,
+    );
+  }
 } finally {
   await sql.end({ timeout: 1 });
   server.stop();
