@@ -164,9 +164,9 @@ pgTest(
     const dir = tempDir();
     const go = join(dir, "go");
     const client = connect("porsager", s.url, 3);
-    const locks = postgresLocks(client.sql, { leaseMs: 1000 });
+    const locks = postgresLocks(client.sql);
     const holder = start(
-      worker(flavour, "holder.ts", [s.url, name, "1000", `client=${kind}`, `go=${go}`]),
+      worker(flavour, "holder.ts", [s.url, name, "1500", `client=${kind}`, `go=${go}`]),
     );
     const lines = output(holder);
     let stopped = false;
@@ -174,10 +174,10 @@ pgTest(
       await waitFor(holder, "held");
       const held = fenceOf(lines);
 
-      // Control: a pause shorter than the lease keeps the lock.
+      // Control: a pause shorter than the lease (1.5 s) keeps the lock.
       sendSignal(holder, "SIGSTOP");
       stopped = true;
-      await sleep(300);
+      await sleep(200);
       assert.equal(await locks.tryAcquire(name), null, "held through a short pause");
       sendSignal(holder, "SIGCONT");
       stopped = false;
