@@ -47,6 +47,9 @@ import type { PostgresClient, PostgresQuery, PostgresTransaction } from "./types
  */
 export const CONNECT_GRACE_MS = 1000;
 
+/** The longest delay a timer takes. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
 /** What one acquisition asks for. */
 export interface SessionRequest {
   readonly sql: PostgresClient;
@@ -200,7 +203,8 @@ export class Session {
     if (signal?.aborted) return Promise.reject(signal.reason);
     this.#deadline = timeout === Infinity ? Infinity : performance.now() + timeout;
     signal?.addEventListener("abort", this.#onAbort, { once: true });
-    if (this.#deadline !== Infinity) {
+    // (A timer longer than 2^31 - 1 ms would fire at once: such a timeout is as good as none.)
+    if (timeout + CONNECT_GRACE_MS <= MAX_TIMER_MS) {
       this.#connectTimer = backgroundTimeout(() => {
         if (this.#phase !== "connecting") return;
         this.#giveUp(
