@@ -14,7 +14,7 @@ import { build } from "esbuild";
 const root = fileURLToPath(new URL("..", import.meta.url));
 const dist = join(root, "dist");
 /** The package's entry points: export name -> source. */
-export const ENTRIES = { mod: "mod.ts", cli: "src/cli/main.ts" };
+export const ENTRIES = { mod: "mod.ts", cli: "src/cli/main.ts", postgres: "src/postgres/mod.ts" };
 const external = ["koffi", "bun:ffi"];
 const common = {
   bundle: true,
@@ -36,12 +36,31 @@ await build({
   outdir: dist,
   chunkNames: "shared-[hash]",
 });
+/**
+ * CommonJS has no shared chunks: the postgres entry takes the error classes
+ * from mod.cjs, so that `instanceof LockError` holds across the two.
+ */
+const sharedErrors = {
+  name: "shared-errors",
+  setup(build) {
+    build.onResolve(
+      { filter: /\/errors\.ts$/ },
+      (args) =>
+        args.resolveDir.endsWith(join("src", "postgres")) && args.path === "../errors.ts"
+          ? { path: "./mod.cjs", external: true }
+          : undefined,
+    );
+  },
+};
+
 for (const [name, source] of Object.entries(ENTRIES)) {
   await build({
     ...common,
     entryPoints: [join(root, source)],
     format: "cjs",
     outfile: join(dist, `${name}.cjs`),
+    plugins: name === "postgres" ? [sharedErrors] : [],
+    logOverride: { "empty-import-meta": "silent" },
     // CommonJS has no import.meta: give createRequire this file's URL instead.
     define: { "import.meta.url": "__filelockModuleUrl" },
     banner: {
@@ -54,7 +73,7 @@ for (const [name, source] of Object.entries(ENTRIES)) {
       "--silent",
       "--no-check",
       "--project",
-      join(root, "tsconfig.json"),
+      join(root, "scripts", "tsconfig.build.json"),
       "--export-referenced-types=false",
       "-o",
       join(dist, `${name}.d.ts`),

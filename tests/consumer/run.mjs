@@ -111,6 +111,11 @@ try {
     join(app, "esm.mjs"),
     `import { probe, tryAcquire, withLock, LockError } from "@lockkit/filelock";
 import { main } from "@lockkit/filelock/cli";
+import { postgresLocks } from "@lockkit/filelock/postgres";
+// One LockError class across the entry points (the name is checked before any query).
+const locks = postgresLocks({ begin() {}, unsafe() {} });
+const refused = await locks.tryAcquire("").catch((e) => e);
+if (!(refused instanceof LockError) || refused.code !== "EINVAL") throw new Error("postgres: " + refused);
 const lock = tryAcquire("./esm.lock");
 if (lock === null || tryAcquire("./esm.lock") !== null) throw new Error("no exclusion");
 lock.releaseSync();
@@ -129,8 +134,12 @@ console.log(probe().backend);
   // 4. Node, CommonJS.
   writeFileSync(
     join(app, "cjs.cjs"),
-    `const { tryAcquire, probe } = require("@lockkit/filelock");
+    `const { tryAcquire, probe, LockError } = require("@lockkit/filelock");
 const { main } = require("@lockkit/filelock/cli");
+const { postgresLocks } = require("@lockkit/filelock/postgres");
+postgresLocks({ begin() {}, unsafe() {} }).tryAcquire("").catch((e) => {
+  if (!(e instanceof LockError)) { console.error("postgres: not the same LockError"); process.exit(3); }
+});
 const lock = tryAcquire("./cjs.lock");
 if (lock === null) throw new Error("not taken");
 lock.releaseSync();
@@ -138,7 +147,7 @@ if (typeof main !== "function") throw new Error("cli");
 console.log(probe().backend);
 `,
   );
-  check("Node (CommonJS) requires both entry points", () => {
+  check("Node (CommonJS) requires every entry point", () => {
     const cjs = ran(run(["node", "cjs.cjs"]), "node cjs.cjs");
     expect(cjs.stdout.trim() === "node-koffi", `backend: ${cjs.stdout}`);
   });
@@ -167,6 +176,7 @@ console.log(probe().backend);
     join(app, "typed.ts"),
     `import { acquire, inspect, type Lock, LockError, type LockOptions, LockTimeoutError, probe, tryAcquire, withLock } from "@lockkit/filelock";
 import { type CliOutput, main } from "@lockkit/filelock/cli";
+import { type PostgresLock, postgresLocks } from "@lockkit/filelock/postgres";
 const options: LockOptions = { timeout: 1000, shared: false, backend: "auto", removeOnRelease: false };
 const lock: Lock = await acquire("./typed.lock", options);
 const backend: "deno-ffi" | "bun-ffi" | "node-koffi" | "deno-native" | "pidfile" = lock.backend;
@@ -184,6 +194,15 @@ const out: CliOutput = { stdout: () => {}, stderr: () => {}, stderrIsTerminal: f
 const code: number = await main(["--version"], out);
 // @ts-expect-error an unknown backend is a type error
 void tryAcquire("./x.lock", { backend: "magic" });
+declare const sql: Parameters<typeof postgresLocks>[0];
+async function distributed(): Promise<bigint> {
+  const pg: PostgresLock = await postgresLocks(sql, { leaseMs: 30_000 }).acquire("job", { timeout: 100 });
+  // @ts-expect-error a network round trip has no synchronous release
+  pg.releaseSync();
+  await pg.release();
+  return pg.fence;
+}
+void distributed;
 void [backend, n, pid, code, probe().reason];
 `,
   );
