@@ -306,6 +306,40 @@ for (const runtime of Object.keys(RUNTIMES)) {
   cold.push({ runtime, nothingMs: nothing, firstLockMs: locked, extraMs: locked - nothing });
 }
 
+// ---- 6. CLI start -------------------------------------------------------------
+// The `filelock` command from process start to its command having run (here
+// `true`), against the same runtime doing nothing, interleaved round by round.
+
+const cliStarts = [];
+{
+  const lock = fresh("cli.lock");
+  const variants = [
+    ["node -e 0", ["node", "-e", "0"]],
+    ["filelock (node, the npm bin)", ["node", join(root, "bin", "filelock.mjs"), lock, "true"]],
+    ["bun -e 0", [bin("bun"), "-e", "0"]],
+    ["filelock (bunx --bun)", [bin("bun"), join(root, "bin", "filelock.mjs"), lock, "true"]],
+    ["deno eval 0", [bin("deno"), "eval", "0"]],
+    ["filelock (deno run -A, TypeScript)", [
+      bin("deno"),
+      "run",
+      "-A",
+      join(root, "src", "cli", "main.ts"),
+      lock,
+      "true",
+    ]],
+    ["flock(1)", ["flock", lock, "true"]],
+  ];
+  const samples = variants.map(() => []);
+  for (let round = 0; round < S.cold * 2; round++) {
+    variants.forEach(([, argv], i) => {
+      const started = performance.now();
+      const result = spawnSync(argv[0], argv.slice(1), { stdio: "ignore" });
+      if (result.status === 0) samples[i].push(performance.now() - started);
+    });
+  }
+  variants.forEach(([name], i) => cliStarts.push({ name, ms: median(samples[i]) }));
+}
+
 rmSync(scratch, { recursive: true, force: true });
 
 // ---- report --------------------------------------------------------------------
@@ -350,6 +384,18 @@ for (const row of contended.filter((r) => r.procs >= 2 && r.c)) {
 for (const h of handoff.filter((h) => h.waiters === 4)) {
   target(`hand-off p50 ${h.runtime}, 4 waiters`, `${f(h.p50)} ms`, "<= 1 ms", h.p50 <= 1);
   target(`hand-off p99 ${h.runtime}, 4 waiters`, `${f(h.p99)} ms`, "<= 10 ms", h.p99 <= 10);
+}
+{
+  const nodeNothing = cliStarts.find((c) => c.name === "node -e 0")?.ms;
+  const nodeCli = cliStarts.find((c) => c.name.startsWith("filelock (node"))?.ms;
+  if (nodeNothing && nodeCli) {
+    target(
+      "filelock start (node) / node -e 0",
+      `${f(nodeCli / nodeNothing)}x`,
+      "<= 3x",
+      nodeCli / nodeNothing <= 3,
+    );
+  }
 }
 for (const w of waitingCpu) {
   target(`waiting CPU ${w.runtime}`, `${f(w.percentOfCore, 1)}%`, "<= 2%", w.percentOfCore <= 2);
@@ -408,6 +454,10 @@ for (const c of cold) {
     `| ${c.runtime} | ${f(c.nothingMs, 0)} | ${f(c.firstLockMs, 0)} | ${f(c.extraMs, 0)} |`,
   );
 }
+console.log("\nCLI start (process start -> command run and exited), ms, interleaved");
+console.log("| command | ms |\n| --- | ---: |");
+for (const c of cliStarts) console.log(`| ${c.name} | ${f(c.ms, 1)} |`);
+
 // A smoke run's sizes are too small for its figures to be judged against targets.
 if (!smoke) {
   console.log("\nTargets");

@@ -55,6 +55,7 @@ export function createBunBinding(ffi: BunFfi, table: PosixTable): Binding {
       [stat.lstat]: { args: [...statArgs, "ptr", "ptr"], returns: "i32" },
       unlink: { args: ["ptr"], returns: "i32" },
       close: { args: ["i32"], returns: "i32" },
+      read: { args: ["i32", "ptr", "u64"], returns: "i64" },
       geteuid: { args: [], returns: "u32" },
       [table.errnoLocation]: { args: [], returns: "ptr" },
     }).symbols;

@@ -32,6 +32,7 @@ export function createDenoBinding(table: PosixTable): Binding {
       lstat: { name: stat.lstat, parameters: [...statArgs, "buffer", "buffer"], result: "i32" },
       unlink: { parameters: ["buffer"], result: "i32" },
       close: { parameters: ["i32"], result: "i32" },
+      read: { parameters: ["i32", "buffer", "usize"], result: "isize" },
       geteuid: { parameters: [], result: "u32" },
       errnoLocation: { name: table.errnoLocation, parameters: [], result: "pointer" },
     }).symbols;

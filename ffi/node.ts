@@ -58,6 +58,7 @@ export function createNodeBinding(koffi: Koffi, table: PosixTable): Binding {
       lstat: fn(stat.lstat, [...statArgs, "const void *", "void *"]),
       unlink: fn("unlink", ["const void *"]),
       close: fn("close", ["int"]),
+      read: lib.func("read", "intptr_t", ["int", "void *", "size_t"]),
       geteuid: lib.func("geteuid", "uint32_t", []),
     } as unknown as RawLibc;
   });

@@ -137,6 +137,7 @@ export interface RawLibc {
   lstat(...args: unknown[]): number;
   unlink(path: EncodedPath): number;
   close(fd: number): number;
+  read(fd: number, buffer: Uint8Array, count: number): number;
   geteuid(): number;
 }
 
@@ -159,7 +160,7 @@ export function posixBinding(
   const { errnoName, errnoNumber } = errnoLookup(table);
   const pad = variadicPadding(table);
   const rawOpen = raw.open, rawFlock = raw.flock, rawFstat = raw.fstat;
-  const rawLstat = raw.lstat, rawUnlink = raw.unlink, rawClose = raw.close;
+  const rawLstat = raw.lstat, rawUnlink = raw.unlink, rawClose = raw.close, rawRead = raw.read;
   const open = pad.length === 0
     ? (path: EncodedPath, flags: number, mode: number): number => {
       const fd = rawOpen(path, flags, mode);
@@ -202,6 +203,10 @@ export function posixBinding(
     },
     close(fd: number): number {
       return rawClose(fd) === 0 ? 0 : -readErrno();
+    },
+    read(fd: number, buffer: Uint8Array): number {
+      const count = Number(rawRead(fd, buffer, buffer.length));
+      return count >= 0 ? count : -readErrno();
     },
     ...processStartTime(table, bindProcessInfo),
   };

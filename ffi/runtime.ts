@@ -71,6 +71,39 @@ export function readEnvironment(name: string): string | undefined {
   return scope.process?.env[name];
 }
 
+/** A Deno permission, as `Deno.permissions.querySync` takes it. */
+export type DenoPermission =
+  | { name: "read" | "write"; path?: string }
+  | { name: "env"; variable?: string }
+  | { name: "run"; command?: string }
+  | { name: "sys"; kind?: string }
+  | { name: "ffi"; path?: string };
+
+/**
+ * The command-line flags of the permissions in `wanted` that this Deno
+ * process lacks (`--allow-read=/srv/app`, ...); empty where all are granted,
+ * and outside Deno. It never prompts.
+ */
+export function missingDenoFlags(wanted: readonly DenoPermission[]): string[] {
+  const deno = scope.Deno;
+  if (deno === undefined) return [];
+  const missing: string[] = [];
+  for (const permission of wanted) {
+    if (deno.permissions.querySync(permission).state === "granted") continue;
+    const target = "path" in permission
+      ? permission.path
+      : "variable" in permission
+      ? permission.variable
+      : "command" in permission
+      ? permission.command
+      : "kind" in permission
+      ? permission.kind
+      : undefined;
+    missing.push(`--allow-${permission.name}${target === undefined ? "" : `=${target}`}`);
+  }
+  return missing;
+}
+
 /** A binding, or the one-sentence reason it is not available. */
 export type BindingResult = { binding: Binding; reason: string } | {
   binding?: undefined;

@@ -154,6 +154,11 @@ export interface Binding extends ErrnoLookup {
   unlink(path: EncodedPath): number;
   /** `close(2)`: 0, or `-errno`. */
   close(fd: number): number;
+  /**
+   * `read(2)` into `buffer`: the count read (0 at the end), or `-errno`.
+   * Absent where descriptors are not the OS's (Windows, the native binding).
+   */
+  read?(fd: number, buffer: Uint8Array): number;
 
   /**
    * The creation time of process `pid` as an opaque token, where the OS has

@@ -10,7 +10,9 @@
 
 import type { Binding, EncodedPath } from "../ffi/types.ts";
 import { type Attempt, held, REPLACED } from "./attempt.ts";
-import { LockError, type LockTimeoutError } from "./errors.ts";
+import { dirname } from "node:path";
+import { missingDenoFlags } from "../ffi/runtime.ts";
+import { LockError, type LockTimeoutError, withHint } from "./errors.ts";
 import { heldHereAgainst } from "./held_here.ts";
 import { attemptKernel, heldByKernelUser, type KernelRequest } from "./kernel/engine.ts";
 import { kernelTimedOut } from "./kernel/holders.ts";
@@ -21,6 +23,10 @@ import { lockOptions, lockPath, type ValidOptions } from "./options.ts";
 import { resolveBackend, type ResolvedBackend } from "./probe.ts";
 import type { Lock } from "./types.ts";
 import { type Attempter, settle, wait, waitSync } from "./wait.ts";
+import { warnOnce } from "./warnings.ts";
+
+const CHOOSE_KNOWINGLY =
+  'choose it knowingly with backend: "pidfile" or FILELOCK_BACKEND=pidfile to silence this warning';
 
 /**
  * Paths whose filesystem refused `flock` in this process, with the backend
@@ -102,6 +108,12 @@ export class Acquisition implements Attempter<Lock> {
     this.#mayFallBack = backend.mayFallBack;
     const binding = backend.binding;
     if (binding === undefined) {
+      if (backend.mayFallBack) {
+        warnOnce(
+          "pidfile",
+          `using the pidfile backend, which flock(1) and other kernel lock users do not see: ${backend.result.reason} ${CHOOSE_KNOWINGLY}`,
+        );
+      }
       this.#pidfile = pidfileRequest(absolute, valid, undefined);
       return;
     }
@@ -123,6 +135,16 @@ export class Acquisition implements Attempter<Lock> {
   }
 
   attempt(blocking: boolean): Attempt<Lock> {
+    try {
+      return this.#attempt(blocking);
+    } catch (error) {
+      const kernel = this.#kernel;
+      const throughDenoFiles = kernel === undefined || !kernel.binding.osDescriptors;
+      throw error instanceof LockError ? explainRefusal(error, throughDenoFiles) : error;
+    }
+  }
+
+  #attempt(blocking: boolean): Attempt<Lock> {
     const kernel = this.#kernel;
     if (kernel !== undefined) {
       const result = attemptKernel(kernel, blocking);
@@ -154,9 +176,38 @@ export class Acquisition implements Attempter<Lock> {
    */
   #fallBack(kernel: KernelRequest): void {
     flockRefused.add(kernel.path);
+    warnOnce(
+      "no-flock",
+      `the filesystem of ${kernel.path} has no flock(2): it is locked with the pidfile backend, which flock(1) and other kernel lock users do not see (later paths on such filesystems too); ${CHOOSE_KNOWINGLY}`,
+    );
     this.#pidfile = pidfileRequest(kernel.path, this.options, () => heldByKernelUser(kernel));
     this.#kernel = undefined;
   }
+}
+
+/**
+ * A permission error, with the Deno flags that would have allowed it where
+ * Deno's permissions (not the OS's) refused it: the native and pidfile
+ * backends work through Deno's file APIs (the FFI backend does not).
+ */
+export function explainRefusal(
+  error: LockError,
+  throughDenoFiles: boolean,
+  locking = true,
+): LockError {
+  if (error.code !== "EACCES" || !throughDenoFiles) return error;
+  const where = dirname(error.path);
+  const flags = missingDenoFlags(
+    locking
+      ? [{ name: "read", path: where }, { name: "write", path: where }]
+      : [{ name: "read", path: where }],
+  );
+  return withHint(
+    error,
+    flags.length === 0
+      ? undefined
+      : `Deno refused it: run with ${flags.join(" ")}${locking ? ", or --allow-ffi" : ""}`,
+  );
 }
 
 /** `acquire`: waits, yielding to the event loop. */

@@ -121,3 +121,12 @@ export function fileKindError(kind: FileKind, path: string): LockError | undefin
       return new LockError({ code: "EINVAL", path, detail: "the lock path is not a regular file" });
   }
 }
+
+/**
+ * Adds to an error's message what the user can do about it (for example the
+ * Deno flag that is missing), once; returns the error.
+ */
+export function withHint<E extends Error>(error: E, hint: string | undefined): E {
+  if (hint !== undefined && !error.message.includes(hint)) error.message += ` (${hint})`;
+  return error;
+}

@@ -6,11 +6,12 @@
  */
 
 import { os } from "../ffi/runtime.ts";
-import { lockKindFor } from "./acquisition.ts";
+import { explainRefusal, lockKindFor } from "./acquisition.ts";
+import { LockError } from "./errors.ts";
 import { describeHolders } from "./holder_text.ts";
 import { kernelHolders } from "./kernel/holders.ts";
 import { lockOptions, lockPath } from "./options.ts";
-import { judge, readLockFile } from "./pidfile/judge.ts";
+import { type Found, judge, readLockFile } from "./pidfile/judge.ts";
 import { resolveBackend } from "./probe.ts";
 import type { LockStatus } from "./types.ts";
 
@@ -23,7 +24,13 @@ export function inspectLock(path: unknown, options: unknown): LockStatus {
   const absolute = lockPath(path);
   const valid = lockOptions(options);
   const pidfile = lockKindFor(absolute, resolveBackend(valid.backend)) === "pidfile";
-  const found = readLockFile(absolute);
+  let found: Found | undefined;
+  try {
+    found = readLockFile(absolute);
+  } catch (error) {
+    // Read through the runtime's file API: in Deno, its permissions apply.
+    throw error instanceof LockError ? explainRefusal(error, true, false) : error;
+  }
   if (found === undefined) {
     return {
       path: absolute,

@@ -10,6 +10,7 @@ import { isAbsolute, normalize, sep } from "node:path";
 import { fileURLToPath } from "node:url";
 import { os } from "../ffi/runtime.ts";
 import { workingDirectory } from "../ffi/node_process.ts";
+import { missingDenoFlags } from "../ffi/runtime.ts";
 import { LockError } from "./errors.ts";
 import type { BackendRequest, LockOptions } from "./types.ts";
 
@@ -69,7 +70,7 @@ function hasParentComponent(path: string): boolean {
  */
 function absolutePath(text: string): string {
   if (isAbsolute(text) && text === lastAbsolute) return lastNormal;
-  const absolute = isAbsolute(text) ? text : `${workingDirectory()}${sep}${text}`;
+  const absolute = isAbsolute(text) ? text : `${currentDirectory(text)}${sep}${text}`;
   if (os !== "windows" && hasParentComponent(absolute)) return absolute;
   const normal = normalize(absolute);
   if (isAbsolute(text)) {
@@ -77,6 +78,25 @@ function absolutePath(text: string): string {
     lastNormal = normal;
   }
   return normal;
+}
+
+/** The working directory for a relative path; Deno reads it only with `--allow-read`. */
+function currentDirectory(text: string): string {
+  try {
+    return workingDirectory();
+  } catch (error) {
+    const flags = missingDenoFlags([{ name: "read" }]);
+    throw new LockError({
+      code: "EACCES",
+      path: text,
+      cause: error,
+      detail: flags.length > 0
+        ? `a relative lock path needs the working directory, which Deno reads only with ${
+          flags.join(" ")
+        }: pass an absolute path, or run with that flag`
+        : "the working directory cannot be read",
+    });
+  }
 }
 
 function urlPath(url: URL): string {

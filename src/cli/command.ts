@@ -10,13 +10,14 @@ import { constants } from "node:os";
 import process from "node:process";
 import type { CliOutput } from "./report.ts";
 import { EX_OSERR, EX_UNAVAILABLE } from "./exit_codes.ts";
+import { readEnvironment } from "../../ffi/runtime.ts";
 
 /** The argv that runs `command` through the shell (`$SHELL`, or `/bin/sh`; `cmd.exe` on Windows). */
 export function shellArgv(command: string): string[] {
   if (process.platform === "win32") {
-    return [process.env.ComSpec ?? "cmd.exe", "/d", "/s", "/c", command];
+    return [readEnvironment("ComSpec") ?? "cmd.exe", "/d", "/s", "/c", command];
   }
-  return [process.env.SHELL || "/bin/sh", "-c", command];
+  return [readEnvironment("SHELL") || "/bin/sh", "-c", command];
 }
 
 /**
@@ -51,11 +52,18 @@ export async function runCommand(
   await new Promise((resolve) => setTimeout(resolve, 0));
   try {
     return await new Promise<number>((resolve) => {
-      child = spawn(argv[0], argv.slice(1), {
-        stdio: lockDescriptor === undefined
-          ? "inherit"
-          : ["inherit", "inherit", "inherit", lockDescriptor],
-      });
+      try {
+        child = spawn(argv[0], argv.slice(1), {
+          stdio: lockDescriptor === undefined
+            ? "inherit"
+            : ["inherit", "inherit", "inherit", lockDescriptor],
+        });
+      } catch (error) {
+        // A runtime that refuses at once (a missing Deno permission): never a crash under the lock.
+        out.stderr(`filelock: failed to execute ${argv[0]}: ${(error as Error).message}\n`);
+        resolve(EX_UNAVAILABLE);
+        return;
+      }
       const started = child;
       started.on("error", (error: Error & { code?: string }) => {
         const reason = error.code === "ENOENT"

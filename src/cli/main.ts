@@ -24,6 +24,7 @@ import { fileURLToPath } from "node:url";
 import { acquire, type Lock, LockError, LockTimeoutError, probe, tryAcquire } from "../../mod.ts";
 import { describeHolders } from "../holder_text.ts";
 import { inheritableDescriptor } from "../kernel/lock.ts";
+import { missingDenoFlags } from "../../ffi/runtime.ts";
 import { VERSION } from "../version.ts";
 import { type Options, parseArgs, USAGE, UsageError } from "./args.ts";
 import { runCommand, shellArgv } from "./command.ts";
@@ -129,11 +130,23 @@ export async function main(args: readonly string[], output?: CliOutput): Promise
     case "status":
       return status(options, out);
   }
-  const lock = await take(options, out);
-  if (typeof lock === "number") return lock;
   const argv = options.shellCommand !== undefined
     ? shellArgv(options.shellCommand)
     : options.command;
+  // Deno refuses what it was not allowed: say which flag, before taking the lock.
+  const missing = missingDenoFlags([{ name: "run", command: argv[0] }, { name: "env" }]);
+  if (missing.length > 0) {
+    out.stderr(
+      `filelock: Deno needs ${
+        missing.join(" ")
+      } to run the command with its environment; run it again with ${
+        missing.length > 1 ? "those flags" : "that flag"
+      }\n`,
+    );
+    return EX_UNAVAILABLE;
+  }
+  const lock = await take(options, out);
+  if (typeof lock === "number") return lock;
   const lockDescriptor = options.close ? undefined : inheritableDescriptor(lock);
   try {
     return await runCommand(argv, out, options.verbose, lockDescriptor);

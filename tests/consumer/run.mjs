@@ -261,6 +261,49 @@ lock?.releaseSync();
       expect(bunx.stdout === `filelock ${version}\n`, bunx.stdout);
     },
   );
+
+  // 8. Never silently degraded: without koffi, Node uses the pidfile mode and says so, once.
+  writeFileSync(
+    join(app, "degraded.mjs"),
+    `import { tryAcquire } from "@lockkit/filelock";
+for (const name of ["a", "b"]) {
+  const lock = tryAcquire("./degraded-" + name + ".lock");
+  console.log(lock?.backend);
+  lock?.releaseSync();
+}
+`,
+  );
+  check(
+    "without koffi, the pidfile fallback is said once on stderr, by the library and the bin",
+    () => {
+      rmSync(join(app, "node_modules", "koffi"), { recursive: true, force: true });
+      const degraded = ran(run(["node", "degraded.mjs"]), "node degraded.mjs");
+      expect(degraded.stdout === "pidfile\npidfile\n", degraded.stdout);
+      const warnings = degraded.stderr.split("\n").filter((l) =>
+        l.startsWith("filelock: warning:")
+      );
+      expect(warnings.length === 1, `one warning, got: ${degraded.stderr}`);
+      expect(
+        /pidfile backend, which flock\(1\) .* do not see: koffi could not be loaded/.test(
+          warnings[0],
+        ),
+        warnings[0],
+      );
+      const knowingly = ran(
+        run(["node", "degraded.mjs"], { env: { FILELOCK_BACKEND: "pidfile" } }),
+        "FILELOCK_BACKEND=pidfile node degraded.mjs",
+      );
+      expect(knowingly.stderr === "", `chosen knowingly, no warning: ${knowingly.stderr}`);
+      const cli = ran(
+        run(["npx", "--no-install", "filelock", "-n", "cli.lock", "true"]),
+        "filelock",
+      );
+      expect(
+        /^filelock: warning: using the pidfile backend/m.test(cli.stderr),
+        `bin: ${cli.stderr}`,
+      );
+    },
+  );
 } finally {
   rmSync(work, { recursive: true, force: true });
 }

@@ -65,6 +65,7 @@ const fakeLibc: RawLibc = {
   lstat: unused,
   unlink: unused,
   close: unused,
+  read: unused,
   geteuid: () => 501,
 };
 
