@@ -20,6 +20,8 @@ export interface BunFfi {
   ): { symbols: Record<string, (...args: unknown[]) => unknown> };
   /** `bun:ffi`'s `toArrayBuffer`. */
   toArrayBuffer(pointer: unknown, byteOffset: number, byteLength: number): ArrayBuffer;
+  /** `bun:ffi`'s `ptr`: the address of a typed array's bytes. */
+  ptr(view: Uint8Array): number;
 }
 
 /**
@@ -56,6 +58,8 @@ export function createBunBinding(ffi: BunFfi, table: PosixTable): Binding {
       unlink: { args: ["ptr"], returns: "i32" },
       close: { args: ["i32"], returns: "i32" },
       read: { args: ["i32", "ptr", "u64"], returns: "i64" },
+      dup: { args: ["i32"], returns: "i32" },
+      dup2: { args: ["i32", "i32"], returns: "i32" },
       geteuid: { args: [], returns: "u32" },
       [table.errnoLocation]: { args: [], returns: "ptr" },
     }).symbols;
@@ -72,6 +76,15 @@ export function createBunBinding(ffi: BunFfi, table: PosixTable): Binding {
     }).symbols;
     return (pid, flavor, arg, buffer, size) =>
       s.proc_pidinfo(pid, flavor, BigInt(arg), buffer, size) as number;
+  }, (library) => {
+    const s = ffi.dlopen(library, { execvp: { args: ["ptr", "ptr"], returns: "i32" } }).symbols;
+    return (file, argv) => {
+      const pointers = new BigUint64Array(argv.length + 1);
+      argv.forEach((arg, i) => {
+        pointers[i] = BigInt(ffi.ptr(arg));
+      });
+      return s.execvp(file, pointers) as number;
+    };
   });
 }
 

@@ -33,6 +33,8 @@ export function createDenoBinding(table: PosixTable): Binding {
       unlink: { parameters: ["buffer"], result: "i32" },
       close: { parameters: ["i32"], result: "i32" },
       read: { parameters: ["i32", "buffer", "usize"], result: "isize" },
+      dup: { parameters: ["i32"], result: "i32" },
+      dup2: { parameters: ["i32", "i32"], result: "i32" },
       geteuid: { parameters: [], result: "u32" },
       errnoLocation: { name: table.errnoLocation, parameters: [], result: "pointer" },
     }).symbols;
@@ -53,6 +55,18 @@ export function createDenoBinding(table: PosixTable): Binding {
       }).symbols;
       return (pid, flavor, arg, buffer, size) =>
         s.proc_pidinfo(pid, flavor, BigInt(arg), buffer, size);
+    },
+    (library) => {
+      const s = Deno.dlopen(library, {
+        execvp: { parameters: ["buffer", "buffer"], result: "i32" },
+      }).symbols;
+      return (file, argv) => {
+        const pointers = new BigUint64Array(argv.length + 1);
+        argv.forEach((arg, i) => {
+          pointers[i] = BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(arg)));
+        });
+        return s.execvp(file, pointers);
+      };
     },
   );
 }

@@ -59,6 +59,8 @@ export function createNodeBinding(koffi: Koffi, table: PosixTable): Binding {
       unlink: fn("unlink", ["const void *"]),
       close: fn("close", ["int"]),
       read: lib.func("read", "intptr_t", ["int", "void *", "size_t"]),
+      dup: fn("dup", ["int"]),
+      dup2: fn("dup2", ["int", "int"]),
       geteuid: lib.func("geteuid", "uint32_t", []),
     } as unknown as RawLibc;
   });
@@ -76,6 +78,10 @@ export function createNodeBinding(koffi: Koffi, table: PosixTable): Binding {
         "void *",
         "int",
       ]) as ProcessInfoCall,
+    (library) => {
+      const execvp = koffi.load(library).func("int execvp(const void *file, void **argv)");
+      return (file, argv) => execvp(file, [...argv, null]) as number;
+    },
   );
 }
 

@@ -138,8 +138,17 @@ export interface RawLibc {
   unlink(path: EncodedPath): number;
   close(fd: number): number;
   read(fd: number, buffer: Uint8Array, count: number): number;
+  dup(fd: number): number;
+  dup2(fd: number, target: number): number;
   geteuid(): number;
 }
+
+/**
+ * `execvp(file, argv)` as a runtime's FFI can call it: given the C strings,
+ * it builds the NULL-terminated pointer array (how is the runtime's own) and
+ * returns `execvp`'s -1 on failure.
+ */
+export type ExecCall = (file: Uint8Array, argv: readonly Uint8Array[]) => number;
 
 /**
  * Wraps raw libc calls into a {@linkcode Binding}: each call maps a C failure
@@ -153,6 +162,7 @@ export function posixBinding(
   statVersion: number | undefined,
   readErrno: () => number,
   bindProcessInfo?: (library: string) => ProcessInfoCall,
+  bindExec?: (library: string) => ExecCall,
 ): Binding {
   const statBuffer = new Uint8Array(table.stat.size);
   const statView = new DataView(statBuffer.buffer);
@@ -161,6 +171,7 @@ export function posixBinding(
   const pad = variadicPadding(table);
   const rawOpen = raw.open, rawFlock = raw.flock, rawFstat = raw.fstat;
   const rawLstat = raw.lstat, rawUnlink = raw.unlink, rawClose = raw.close, rawRead = raw.read;
+  const rawDup = raw.dup;
   const open = pad.length === 0
     ? (path: EncodedPath, flags: number, mode: number): number => {
       const fd = rawOpen(path, flags, mode);
@@ -208,6 +219,11 @@ export function posixBinding(
       const count = Number(rawRead(fd, buffer, buffer.length));
       return count >= 0 ? count : -readErrno();
     },
+    dup(fd: number): number {
+      const copy = rawDup(fd);
+      return copy >= 0 ? copy : -readErrno();
+    },
+    ...execution(table, bindExec, readErrno, raw),
     ...processStartTime(table, bindProcessInfo),
   };
 }
@@ -236,6 +252,37 @@ function processStartTime(
       info.fill(0);
       const written = rawInfo(pid, layout.flavor, 0, info, layout.size);
       return startTokenFromProcessInfo(layout, view, written, pid, Date.now());
+    },
+  };
+}
+
+/** `exec` where `execvp` could be bound, else nothing (the CLI then says `-F` is not possible). */
+function execution(
+  table: PosixTable,
+  bind: ((library: string) => ExecCall) | undefined,
+  readErrno: () => number,
+  raw: RawLibc,
+): Pick<Binding, "exec"> {
+  if (bind === undefined) return {};
+  let call: ExecCall;
+  try {
+    call = loadFirst(table, bind).loaded;
+  } catch {
+    return {};
+  }
+  return {
+    exec(argv: readonly string[]): number {
+      // The runtime may have marked its standard streams close-on-exec (libuv
+      // does): a copy made with dup2 is not, so the command keeps them.
+      for (let fd = 0; fd <= 2; fd++) {
+        const copy = raw.dup(fd);
+        if (copy < 0) continue;
+        raw.dup2(copy, fd);
+        raw.close(copy);
+      }
+      const strings = argv.map(encodeCString);
+      call(strings[0], strings);
+      return -readErrno();
     },
   };
 }

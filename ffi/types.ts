@@ -159,6 +159,16 @@ export interface Binding extends ErrnoLookup {
    * Absent where descriptors are not the OS's (Windows, the native binding).
    */
   read?(fd: number, buffer: Uint8Array): number;
+  /**
+   * `dup(2)`: a second descriptor for the same open file, which (unlike ours)
+   * survives `exec`; or `-errno`. POSIX FFI bindings only.
+   */
+  dup?(fd: number): number;
+  /**
+   * `execvp(3)`: replaces this process with `argv[0]`, found on `PATH`, run
+   * with `argv`. Returns only on failure, with `-errno`. POSIX FFI bindings only.
+   */
+  exec?(argv: readonly string[]): number;
 
   /**
    * The creation time of process `pid` as an opaque token, where the OS has

@@ -125,6 +125,7 @@ export class Acquisition implements Attempter<Lock> {
       mode: valid.mode,
       removeCreatedOnFallback: backend.mayFallBack,
       allowForeignOwner: valid.allowForeignOwner,
+      removeOnRelease: valid.removeOnRelease && !valid.shared,
     };
     if (lockKindFor(absolute, backend) === "pidfile") this.#fallBack(kernel);
     else this.#kernel = kernel;

@@ -106,19 +106,28 @@ export class LockTimeoutError extends LockError {
 }
 
 /**
- * The error for a lock path that is not a regular file (a directory, a
- * symlink opened as itself, a fifo or device), or `undefined` for a file.
+ * The error for a lock path that is not a regular file (a directory, unless
+ * `directoryOk`; a symlink opened as itself; a fifo or device), or
+ * `undefined` for one that may be locked.
  */
-export function fileKindError(kind: FileKind, path: string): LockError | undefined {
+export function fileKindError(
+  kind: FileKind,
+  path: string,
+  directoryOk = false,
+): LockError | undefined {
   switch (kind) {
     case FileKind.FILE:
       return undefined;
     case FileKind.DIRECTORY:
-      return new LockError({ code: "EISDIR", path });
+      return directoryOk ? undefined : new LockError({ code: "EISDIR", path });
     case FileKind.SYMLINK:
       return new LockError({ code: "ELOOP", path });
     default:
-      return new LockError({ code: "EINVAL", path, detail: "the lock path is not a regular file" });
+      return new LockError({
+        code: "EINVAL",
+        path,
+        detail: "the lock path is a fifo, socket or device, not a file or directory",
+      });
   }
 }
 

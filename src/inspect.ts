@@ -5,7 +5,10 @@
  * @module
  */
 
+import { dirname } from "node:path";
+import { statPath, SystemFailure } from "../ffi/node_fs.ts";
 import { os } from "../ffi/runtime.ts";
+import { FileKind } from "../ffi/types.ts";
 import { explainRefusal, lockKindFor } from "./acquisition.ts";
 import { LockError } from "./errors.ts";
 import { describeHolders } from "./holder_text.ts";
@@ -26,20 +29,36 @@ export function inspectLock(path: unknown, options: unknown): LockStatus {
   const pidfile = lockKindFor(absolute, resolveBackend(valid.backend)) === "pidfile";
   let found: Found | undefined;
   try {
-    found = readLockFile(absolute);
+    const seen = statPath(absolute);
+    // A directory is a lock path like a file for kernel locks: its holders are in /proc/locks.
+    found = !pidfile && !(seen instanceof SystemFailure) && seen.kind === FileKind.DIRECTORY
+      ? undefined
+      : readLockFile(absolute);
+    if (found === undefined && seen instanceof SystemFailure) {
+      // No lock file is free; no directory for it is a mistyped path.
+      const parent = statPath(dirname(absolute));
+      if (parent instanceof SystemFailure) {
+        throw new LockError({
+          code: parent.code === "ENOENT" ? "ENOENT" : parent.code,
+          path: absolute,
+          cause: parent.cause,
+          detail: parent.code === "ENOENT"
+            ? "the directory of the lock file does not exist"
+            : undefined,
+        });
+      }
+      return {
+        path: absolute,
+        state: "free",
+        holders: [],
+        detail: "the lock file does not exist: free",
+      };
+    }
   } catch (error) {
     // Read through the runtime's file API: in Deno, its permissions apply.
     throw error instanceof LockError ? explainRefusal(error, true, false) : error;
   }
-  if (found === undefined) {
-    return {
-      path: absolute,
-      state: "free",
-      holders: [],
-      detail: "the lock file does not exist: free",
-    };
-  }
-  if (found.record !== undefined || pidfile) {
+  if (found !== undefined && (found.record !== undefined || pidfile)) {
     const verdict = judge(found, valid.staleMs);
     const holders = verdict.holder === undefined ? [] : [verdict.holder];
     if (verdict.notARecord) {

@@ -223,7 +223,8 @@ test(
   inTemp(async (dir) => {
     await rejectsWithCode(acquire(""), "EINVAL");
     await rejectsWithCode(acquire(join(dir, "a\0b")), "EINVAL");
-    await rejectsWithCode(acquire(dir), "EISDIR");
+    // A directory is a lock path (as for flock(1)), but not one to remove on release.
+    await rejectsWithCode(acquire(dir, { removeOnRelease: true }), "EISDIR");
     await rejectsWithCode(acquire(join(dir, "missing", "x.lock")), "ENOENT");
     symlinkSync(join(dir, "target.lock"), join(dir, "link.lock"));
     await rejectsWithCode(acquire(join(dir, "link.lock")), "ELOOP");
@@ -269,7 +270,8 @@ test(
     }
     for (let i = 0; i < 200; i++) {
       (await acquire(path)).releaseSync();
-      assert.throws(() => tryAcquire(join(dir, "sub")), LockError);
+      // Refused after it was opened and locked: the descriptor must still be closed.
+      assert.throws(() => tryAcquire(join(dir, "sub"), { removeOnRelease: true }), LockError);
       assert.throws(() => tryAcquire(join(dir, "none", "x")), LockError);
     }
     const holder = tryAcquire(path)!;

@@ -10,10 +10,15 @@ import { runtimeName } from "./helpers.ts";
 
 test(`${runtimeName}: errors: a lock path that is not a regular file has one error per kind`, () => {
   assert.equal(fileKindError(FileKind.FILE, "/x"), undefined);
+  assert.equal(
+    fileKindError(FileKind.DIRECTORY, "/x", true),
+    undefined,
+    "where directories may be",
+  );
   const cases: [FileKind, string, RegExp][] = [
     [FileKind.DIRECTORY, "EISDIR", /is a directory/],
     [FileKind.SYMLINK, "ELOOP", /symbolic link/],
-    [FileKind.OTHER, "EINVAL", /not a regular file/],
+    [FileKind.OTHER, "EINVAL", /fifo, socket or device/],
   ];
   for (const [kind, code, message] of cases) {
     const error = fileKindError(kind, "/x/y.lock");

@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { mkdirSync, statSync, symlinkSync } from "node:fs";
 import { join } from "node:path";
-import { LockError, tryAcquire } from "../mod.ts";
+import { acquire, LockError, tryAcquire } from "../mod.ts";
 import { exited, hasCommand, inTemp, runtimeName, waitFor } from "./helpers.ts";
 
 const FLOCK = hasCommand("flock");
@@ -33,7 +33,8 @@ test(
       process.kill(-holder.pid!, "SIGKILL");
       await exited(holder);
     }
-    const lock = tryAcquire(path)!;
+    // flock(1)'s command may take a moment longer to die than flock(1) itself.
+    const lock = await acquire(path, { timeout: 10_000 });
     assert.equal(
       statSync(lock.path).ino,
       statSync(join(dir, "real", "x.lock")).ino,

@@ -1,6 +1,8 @@
 /**
- * The `filelock` command line, parsed like util-linux `flock(1)` (getopt with
- * `+`: options end at the lock file). Pure: no I/O, unit-tested on its own.
+ * The `filelock` command line, parsed as util-linux `flock(1)` parses its own
+ * (getopt_long with `+`: options end at the first argument that is not one;
+ * long options may be abbreviated to any unique prefix). Pure: no I/O,
+ * unit-tested on its own.
  *
  * @module
  */
@@ -10,35 +12,42 @@ import type { BackendRequest } from "../types.ts";
 
 /** The help text. */
 export const USAGE = `Usage:
-  filelock [options] <lockfile> <command> [<argument>...]
-  filelock [options] <lockfile> -c <shell command>
-  filelock --status <lockfile>
-  filelock --probe
+ filelock [options] <file>|<directory> <command> [<argument>...]
+ filelock [options] <file>|<directory> -c <command>
+ filelock [options] <file descriptor number>
+ filelock --status <file>|<directory>
+ filelock --probe
 
-Runs a command while holding a lock on <lockfile> (created if missing), and
-releases the lock when the command ends. Works with Deno, Bun and Node, and
-excludes flock(1) and every other flock(2) user of the same file.
+Runs a command while holding a lock on a file (created if missing) or a
+directory, or locks a descriptor the shell opened. A drop-in flock(1) that
+works with Deno, Bun and Node, and excludes flock(1) and every other flock(2)
+user of the same file.
 
-Options:
-  -s, --shared                   take a shared (read) lock
-  -x, --exclusive                take an exclusive (write) lock (the default)
-  -n, --nonblock                 fail at once if the lock is held
-  -w, --timeout <seconds>        wait at most this long (fractions allowed; 0: one try)
-  -E, --conflict-exit-code <n>   exit code when the lock is held (-n) or the wait
-                                 times out (-w); 0 to 255, default 1
-  -c, --command <command>        run a single string through the shell ($SHELL or /bin/sh)
-  -o, --close                    the command does not inherit the lock
-      --remove                   remove the lock file on release (exclusive locks)
-      --backend <name>           auto (default), ffi, native or pidfile
-  -v, --verbose                  say when waiting starts and ends, and who holds the lock
-      --status                   print whether <lockfile> is held and by whom;
-                                 exit 0 when free, 1 when held
-      --probe                    print which backend this runtime uses, and why, as JSON
-  -h, --help                     show this help
-  -V, --version                  show the version
+Options (those of flock(1)):
+ -s, --shared                   get a shared lock
+ -x, -e, --exclusive            get an exclusive lock (the default)
+ -u, --unlock                   remove a lock (descriptor mode)
+ -n, --nb, --nonblock[ing]      fail rather than wait
+ -w, --wait, --timeout <secs>   wait at most this long (fractions allowed; 0: one try)
+ -E, --conflict-exit-code <n>   exit code after a conflict or a timeout (0 to 255)
+ -o, --close                    the command does not inherit the lock
+ -c, --command <command>        run a single command string through the shell
+ -F, --no-fork                  replace filelock with the command (keeps the lock)
+ -v, --verbose                  say how long getting the lock took, what runs, who holds it
+ -h, --help                     display this help
+ -V, --version                  display the version
 
-While it waits on a terminal (or with -v), one line on stderr shows the time
-spent and the holder. Nothing but the command's own output goes to stdout.
+Options of filelock's own:
+     --status                   print whether the lock is held and by whom;
+                                exit 0 when free, 1 when held
+     --probe                    print which backend this runtime uses, and why, as JSON
+     --backend <name>           auto (default), ffi, native or pidfile
+     --remove                   remove the lock file on release (exclusive locks)
+
+Long options may be abbreviated to any unique prefix (those of flock(1) first).
+
+Like flock(1), it prints nothing but the command's output unless -v is given
+or stderr is a terminal; then a line on stderr shows the wait and the holder.
 SIGINT and SIGTERM are passed on to the command; the lock is released after
 the command has exited. The command inherits the locked descriptor (as with
 flock(1)), so that it keeps holding the lock if filelock itself is killed;
@@ -48,6 +57,7 @@ Exit codes:
   the command's own code (128+N when it dies of signal N)
   1 (or -E)  the lock is held (-n) or the timeout passed (-w)
   64         bad usage
+  65         the descriptor cannot be locked
   66         the lock file cannot be opened
   69         the command cannot be run, or the backend is not available
 `;
@@ -57,36 +67,73 @@ export class UsageError extends Error {}
 
 /** The parsed command line. */
 export interface Options {
-  shared: boolean;
+  /** The lock to take: shared, exclusive, or (descriptor mode) none: unlock. */
+  kind: "shared" | "exclusive" | "unlock";
   nonblock: boolean;
   timeoutSeconds: number | undefined;
   conflictExitCode: number;
   remove: boolean;
   /** `-o`: the command does not inherit the lock. */
   close: boolean;
+  /** `-F`: the command replaces filelock. */
+  noFork: boolean;
   backend: BackendRequest | undefined;
   verbose: boolean;
-  action: "run" | "status" | "probe" | "help" | "version";
+  action: "run" | "descriptor" | "status" | "probe" | "help" | "version";
   lockfile: string;
+  /** Descriptor mode: the descriptor to lock. */
+  descriptor: number | undefined;
   command: string[];
   shellCommand: string | undefined;
 }
 
-/** Short options without a value. */
-const FLAGS = new Set(["s", "x", "n", "o", "v", "h", "V"]);
-const LONG_FLAGS: Record<string, string> = {
-  close: "o",
-  shared: "s",
-  exclusive: "x",
-  nonblock: "n",
-  verbose: "v",
-  help: "h",
-  version: "V",
-};
-const LONG_VALUES: Record<string, string> = {
-  timeout: "w",
-  "conflict-exit-code": "E",
-  backend: "backend",
+/** One long option: its name, whether it takes a value, and the short letter (or key) it stands for. */
+interface LongOption {
+  readonly name: string;
+  readonly value: boolean;
+  readonly key: string;
+}
+
+/** flock(1)'s long options (util-linux), which abbreviations resolve among first. */
+const FLOCK_OPTIONS: readonly LongOption[] = [
+  { name: "shared", value: false, key: "s" },
+  { name: "exclusive", value: false, key: "x" },
+  { name: "unlock", value: false, key: "u" },
+  // --nonblock, the spelling flock(1)'s manual uses, is an abbreviation of --nonblocking.
+  { name: "nonblocking", value: false, key: "n" },
+  { name: "nb", value: false, key: "n" },
+  { name: "timeout", value: true, key: "w" },
+  { name: "wait", value: true, key: "w" },
+  { name: "conflict-exit-code", value: true, key: "E" },
+  { name: "close", value: false, key: "o" },
+  { name: "no-fork", value: false, key: "F" },
+  { name: "verbose", value: false, key: "v" },
+  { name: "help", value: false, key: "h" },
+  { name: "version", value: false, key: "V" },
+];
+
+/** filelock's own long options. */
+const OWN_OPTIONS: readonly LongOption[] = [
+  { name: "status", value: false, key: "status" },
+  { name: "probe", value: false, key: "probe" },
+  { name: "backend", value: true, key: "backend" },
+  { name: "remove", value: false, key: "remove" },
+];
+
+/** Short options, and whether each takes a value. */
+const SHORT: Readonly<Record<string, boolean>> = {
+  s: false,
+  x: false,
+  e: false,
+  u: false,
+  n: false,
+  o: false,
+  F: false,
+  v: false,
+  h: false,
+  V: false,
+  w: true,
+  E: true,
 };
 
 function parseSeconds(text: string): number {
@@ -106,19 +153,49 @@ function parseExitCode(text: string): number {
   return value;
 }
 
-function setFlag(options: Options, letter: string): void {
-  switch (letter) {
+/**
+ * The long option `name` stands for: an exact name, else the one option that
+ * all its prefix matches stand for, looking among flock(1)'s options before
+ * filelock's own (so that every abbreviation flock(1) takes means the same).
+ */
+function longOption(name: string, written: string): LongOption {
+  for (const table of [FLOCK_OPTIONS, OWN_OPTIONS]) {
+    const exact = table.find((option) => option.name === name);
+    if (exact) return exact;
+  }
+  for (const table of [FLOCK_OPTIONS, OWN_OPTIONS]) {
+    const matches = table.filter((option) => option.name.startsWith(name));
+    if (matches.length === 0) continue;
+    if (new Set(matches.map((option) => option.key)).size === 1) return matches[0];
+    throw new UsageError(
+      `option '${written}' is ambiguous; possibilities: ${
+        matches.map((option) => `'--${option.name}'`).join(" ")
+      }`,
+    );
+  }
+  throw new UsageError(`unrecognized option '${written}'`);
+}
+
+function apply(options: Options, key: string, value: string | undefined): void {
+  switch (key) {
     case "s":
-      options.shared = true;
+      options.kind = "shared";
       return;
     case "x":
-      options.shared = false;
+    case "e":
+      options.kind = "exclusive";
+      return;
+    case "u":
+      options.kind = "unlock";
       return;
     case "n":
       options.nonblock = true;
       return;
     case "o":
       options.close = true;
+      return;
+    case "F":
+      options.noFork = true;
       return;
     case "v":
       options.verbose = true;
@@ -129,35 +206,47 @@ function setFlag(options: Options, letter: string): void {
     case "V":
       options.action = "version";
       return;
-  }
-}
-
-function setValue(options: Options, name: string, value: string): void {
-  if (name === "w") options.timeoutSeconds = parseSeconds(value);
-  else if (name === "E") options.conflictExitCode = parseExitCode(value);
-  else {
-    const problem = backendRequestProblem(value);
-    if (problem !== undefined) throw new UsageError(`--backend ${problem}`);
-    options.backend = value as BackendRequest;
+    case "w":
+      options.timeoutSeconds = parseSeconds(value!);
+      return;
+    case "E":
+      options.conflictExitCode = parseExitCode(value!);
+      return;
+    case "status":
+    case "probe":
+      options.action = key;
+      return;
+    case "remove":
+      options.remove = true;
+      return;
+    case "backend": {
+      const problem = backendRequestProblem(value);
+      if (problem !== undefined) throw new UsageError(`--backend ${problem}`);
+      options.backend = value as BackendRequest;
+      return;
+    }
   }
 }
 
 /** Parses the arguments (without the program name); throws `UsageError`. */
 export function parseArgs(argv: readonly string[]): Options {
   const options: Options = {
-    shared: false,
+    kind: "exclusive",
     nonblock: false,
     timeoutSeconds: undefined,
     conflictExitCode: 1,
     remove: false,
     close: false,
+    noFork: false,
     backend: undefined,
     verbose: false,
     action: "run",
     lockfile: "",
+    descriptor: undefined,
     command: [],
     shellCommand: undefined,
   };
+  if (argv.length === 0) throw new UsageError("not enough arguments");
   let i = 0;
   for (; i < argv.length; i++) {
     const arg = argv[i];
@@ -169,36 +258,32 @@ export function parseArgs(argv: readonly string[]): Options {
       const equals = arg.indexOf("=");
       const name = arg.slice(2, equals < 0 ? undefined : equals);
       const inline = equals < 0 ? undefined : arg.slice(equals + 1);
-      if (name in LONG_VALUES) {
-        const value = inline ?? argv[++i];
-        if (value === undefined) throw new UsageError(`option '--${name}' requires an argument`);
-        setValue(options, LONG_VALUES[name], value);
-        continue;
+      const option = longOption(name, equals < 0 ? arg : arg.slice(0, equals));
+      if (!option.value && inline !== undefined) {
+        throw new UsageError(`option '--${option.name}' doesn't allow an argument`);
       }
-      if (inline !== undefined && (name in LONG_FLAGS || name === "remove")) {
-        throw new UsageError(`option '--${name}' doesn't allow an argument`);
+      let value = inline;
+      if (option.value && value === undefined) {
+        value = argv[++i];
+        if (value === undefined) {
+          throw new UsageError(`option '--${option.name}' requires an argument`);
+        }
       }
-      if (name in LONG_FLAGS) setFlag(options, LONG_FLAGS[name]);
-      else if (name === "remove") options.remove = true;
-      else if (name === "status") options.action = "status";
-      else if (name === "probe") options.action = "probe";
-      else if (name === "command") throw new UsageError("-c/--command comes after the lock file");
-      else throw new UsageError(`unrecognized option '${arg}'`);
+      apply(options, option.key, value);
       continue;
     }
     if (arg.startsWith("-") && arg.length > 1) {
       for (let j = 1; j < arg.length; j++) {
         const letter = arg[j];
-        if (letter === "w" || letter === "E") {
-          const value = j + 1 < arg.length ? arg.slice(j + 1) : argv[++i];
-          if (value === undefined) {
-            throw new UsageError(`option requires an argument -- '${letter}'`);
-          }
-          setValue(options, letter, value);
-          break;
+        if (!(letter in SHORT)) throw new UsageError(`invalid option -- '${letter}'`);
+        if (!SHORT[letter]) {
+          apply(options, letter, undefined);
+          continue;
         }
-        if (!FLAGS.has(letter)) throw new UsageError(`invalid option -- '${letter}'`);
-        setFlag(options, letter);
+        const value = j + 1 < arg.length ? arg.slice(j + 1) : argv[++i];
+        if (value === undefined) throw new UsageError(`option requires an argument -- '${letter}'`);
+        apply(options, letter, value);
+        break;
       }
       continue;
     }
@@ -207,23 +292,36 @@ export function parseArgs(argv: readonly string[]): Options {
   if (options.action === "help" || options.action === "version" || options.action === "probe") {
     return options;
   }
-  const rest = argv.slice(i);
-  if (rest.length === 0) {
-    throw new UsageError(
-      options.action === "status" ? "--status requires a lock file" : "not enough arguments",
-    );
+  if (options.noFork && options.close) {
+    throw new UsageError("the --no-fork and --close options are incompatible");
   }
-  options.lockfile = rest[0];
+  // -w 0 is -n, as in flock(1).
+  if (options.timeoutSeconds === 0) options.nonblock = true;
+  const rest = argv.slice(i);
   if (options.action === "status") {
-    if (rest.length > 1) throw new UsageError("--status takes only a lock file");
+    if (rest.length !== 1) throw new UsageError("--status takes exactly one lock file");
+    options.lockfile = rest[0];
     return options;
   }
+  if (rest.length === 0) throw new UsageError("requires file descriptor, file or directory");
+  if (rest.length === 1) {
+    // One argument: a descriptor the shell opened, as flock(1) reads it.
+    const text = rest[0];
+    const descriptor = Number(text);
+    if (!/^\s*\d+\s*$/.test(text) || !Number.isSafeInteger(descriptor) || descriptor > 0x7fffffff) {
+      throw new UsageError(`bad file descriptor: '${text}'`);
+    }
+    options.action = "descriptor";
+    options.descriptor = descriptor;
+    return options;
+  }
+  options.lockfile = rest[0];
   const command = rest.slice(1);
   if (command[0] === "-c" || command[0] === "--command") {
-    if (command.length !== 2) throw new UsageError("-c requires exactly one command argument");
+    if (command.length !== 2) {
+      throw new UsageError(`${command[0]} requires exactly one command argument`);
+    }
     options.shellCommand = command[1];
-  } else if (command.length === 0) {
-    throw new UsageError("no command to run after the lock file");
   } else {
     options.command = command;
   }

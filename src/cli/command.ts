@@ -33,7 +33,7 @@ export async function runCommand(
   verbose: boolean,
   lockDescriptor?: number,
 ): Promise<number> {
-  if (verbose) out.stderr(`filelock: executing ${argv[0]}\n`);
+  if (verbose) out.stdout(`filelock: executing ${argv[0]}\n`);
   let child: ChildProcess | undefined;
   const early: ("SIGINT" | "SIGTERM")[] = [];
   // process.kill, not child.kill: Deno's child.kill makes the child's exit

@@ -8,6 +8,8 @@ import type { LockError } from "../errors.ts";
 
 /** Bad usage. */
 export const EX_USAGE = 64;
+/** The descriptor cannot be locked (descriptor mode). */
+export const EX_DATAERR = 65;
 /** The lock file cannot be opened. */
 export const EX_NOINPUT = 66;
 /** The command cannot be run, or the backend is not available. */

@@ -22,9 +22,36 @@ export interface CliOutput {
 }
 
 /** The holders of `status` in words ("held by pid 1 (...)"), or "" when none is known. */
-export function holderText(status: LockStatus | undefined): string {
+export function holderText(status: Pick<LockStatus, "holders"> | undefined): string {
   if (status === undefined) return "";
   return describeHolders(status.holders, "");
+}
+
+/** The C library's text of an errno, as flock(1) prints it (`warn`), for the errnos that come up. */
+const STRERROR: Readonly<Record<string, string>> = {
+  EPERM: "Operation not permitted",
+  ENOENT: "No such file or directory",
+  EINTR: "Interrupted system call",
+  EIO: "Input/output error",
+  EBADF: "Bad file descriptor",
+  ENOMEM: "Cannot allocate memory",
+  EACCES: "Permission denied",
+  ENOTDIR: "Not a directory",
+  EISDIR: "Is a directory",
+  EINVAL: "Invalid argument",
+  ENOEXEC: "Exec format error",
+  ENOLCK: "No locks available",
+  ENOSYS: "Function not implemented",
+  ELOOP: "Too many levels of symbolic links",
+  ENAMETOOLONG: "File name too long",
+  EOPNOTSUPP: "Operation not supported",
+  ENOTSUP: "Operation not supported",
+  E2BIG: "Argument list too long",
+};
+
+/** `strerror` of an errno name; the name itself where it has no text here. */
+export function strerror(code: string): string {
+  return STRERROR[code] ?? code;
 }
 
 /** `inspect`, or `undefined` where it fails: the holder is a courtesy, never a reason to fail. */

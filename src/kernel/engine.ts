@@ -44,6 +44,8 @@ export interface KernelRequest {
    * could delete it and so split the lock); refused by default.
    */
   readonly allowForeignOwner: boolean;
+  /** The lock file is to be removed on release: then it cannot be a directory. */
+  readonly removeOnRelease: boolean;
 }
 
 /**
@@ -80,7 +82,8 @@ function openRetrying(request: KernelRequest, flags: number, mode: number): numb
   }
 }
 
-function flockRetrying(binding: Binding, fd: number, operation: number): number {
+/** `flock`, again after `EINTR`: 0, or `-errno`. */
+export function flockRetrying(binding: Binding, fd: number, operation: number): number {
   for (;;) {
     const result = binding.flock(fd, operation);
     if (result === 0 || result !== -binding.errnoNumber("EINTR")) return result;
@@ -103,7 +106,10 @@ function openExisting(request: KernelRequest): { fd: number; readOnly: boolean }
   const fd = openRetrying(request, c.O_RDWR | openFlags(binding), 0);
   if (fd >= 0) return { fd, readOnly: false };
   const name = binding.errnoName(-fd);
-  if (name !== "EACCES" && name !== "EROFS" && name !== "EPERM") return { fd, readOnly: false };
+  // A directory opens read-only (as flock(1) opens it), and locks like a file.
+  if (name !== "EACCES" && name !== "EROFS" && name !== "EPERM" && name !== "EISDIR") {
+    return { fd, readOnly: false };
+  }
   const readOnly = openRetrying(request, c.O_RDONLY | openFlags(binding), 0);
   // Missing after all (Deno refuses a write open it has no permission for
   // before looking at the file): the write refusal is the error to report.
@@ -134,6 +140,15 @@ function openDescriptor(request: KernelRequest): Opened | undefined {
     if (fd >= 0) return { fd, readOnly: existing.readOnly, created: false };
     const name = binding.errnoName(-fd);
     if (name === "EDELETEPENDING") return undefined;
+    if (name === "EISDIR") {
+      // Only where even a read-only open of a directory fails: Windows locks files only.
+      throw new LockError({
+        code: "EISDIR",
+        path: request.path,
+        cause: -fd,
+        detail: "the lock path is a directory, and this system locks only files",
+      });
+    }
     if (name !== "ENOENT") throw failure(request, -fd);
     const made = openRetrying(
       request,
@@ -210,8 +225,16 @@ export function attemptKernel(request: KernelRequest, blocking: boolean): Attemp
     throw failure(request, -statResult);
   }
   // Windows opens a symlink itself (FILE_FLAG_OPEN_REPARSE_POINT) where POSIX refuses it.
-  const refusal = fileKindError(kindOf(ours), request.path) ??
-    (opened.created ? undefined : foreignOwnerError(request, ours));
+  const kind = kindOf(ours);
+  const refusal = kind === FileKind.DIRECTORY && request.removeOnRelease
+    ? new LockError({
+      code: "EISDIR",
+      path: request.path,
+      detail:
+        "the lock path is a directory, which removeOnRelease cannot remove: lock it without removeOnRelease",
+    })
+    : fileKindError(kind, request.path, true) ??
+      (opened.created ? undefined : foreignOwnerError(request, ours));
   if (refusal !== undefined) {
     binding.close(fd);
     throw refusal;

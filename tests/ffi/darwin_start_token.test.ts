@@ -66,6 +66,8 @@ const fakeLibc: RawLibc = {
   unlink: unused,
   close: unused,
   read: unused,
+  dup: unused,
+  dup2: unused,
   geteuid: () => 501,
 };
 
