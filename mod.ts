@@ -27,6 +27,7 @@ import { acquireLock, acquireLockSync, tryAcquireLock, withLockHeld } from "./sr
 import { LockError, LockTimeoutError } from "./src/errors.ts";
 import { inspectLock } from "./src/inspect.ts";
 import { probeBackend } from "./src/probe.ts";
+import { probePath } from "./src/probe_path.ts";
 import type {
   BackendName,
   BackendRequest,
@@ -121,7 +122,9 @@ export function withLock<T>(
 /**
  * Which backend a request resolves to in this process, and why. Synchronous,
  * and cheap after the first call. An explicit request that cannot be met
- * throws `LockError` with code `EUNSUPPORTED`.
+ * throws `LockError` with code `EUNSUPPORTED`. Given a lock path, it also
+ * reports that path's filesystem (`fsType`, `network`) and what it means
+ * for the lock.
  *
  * @example
  * ```ts
@@ -129,10 +132,32 @@ export function withLock<T>(
  *
  * const { backend, reason } = probe();
  * console.log(`${backend}: ${reason}`);
+ * const { fsType, network } = probe("./cron.lock");
+ * if (network) console.warn(`cron.lock is on ${fsType}, shared with other hosts`);
  * ```
  */
-export function probe(options?: { backend?: BackendRequest }): ProbeResult {
-  return probeBackend(options);
+export function probe(options?: { backend?: BackendRequest }): ProbeResult;
+/**
+ * Which backend a lock on `path` uses in this process, and the filesystem it
+ * is on (`fsType`, `network`), with what that means in `reason`.
+ *
+ * @example
+ * ```ts
+ * import { probe } from "@lockkit/filelock";
+ *
+ * const { fsType, network } = probe("./cron.lock");
+ * console.log(`${fsType}${network ? " (network)" : ""}`);
+ * ```
+ */
+export function probe(path: string | URL, options?: { backend?: BackendRequest }): ProbeResult;
+export function probe(
+  pathOrOptions?: string | URL | { backend?: BackendRequest },
+  options?: { backend?: BackendRequest },
+): ProbeResult {
+  if (typeof pathOrOptions === "string" || pathOrOptions instanceof URL) {
+    return probePath(pathOrOptions, options);
+  }
+  return probeBackend(pathOrOptions);
 }
 
 /**

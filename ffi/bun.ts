@@ -60,11 +60,17 @@ export function createBunBinding(ffi: BunFfi, table: PosixTable): Binding {
       read: { args: ["i32", "ptr", "u64"], returns: "i64" },
       dup: { args: ["i32"], returns: "i32" },
       dup2: { args: ["i32", "i32"], returns: "i32" },
+      [table.statfs.symbol]: { args: ["ptr", "ptr"], returns: "i32" },
       geteuid: { args: [], returns: "u32" },
       [table.errnoLocation]: { args: [], returns: "ptr" },
     }).symbols;
     return {
-      raw: { ...s, fstat: s[stat.fstat], lstat: s[stat.lstat] } as unknown as RawLibc,
+      raw: {
+        ...s,
+        fstat: s[stat.fstat],
+        lstat: s[stat.lstat],
+        statfs: s[table.statfs.symbol],
+      } as unknown as RawLibc,
       errnoLocation: s[table.errnoLocation],
     };
   });
@@ -109,6 +115,12 @@ export function createBunWindowsBinding(ffi: BunFfi): Binding {
     DeleteFileW: { args: ["ptr"], returns: "i32" },
     CloseHandle: { args: ["i64"], returns: "i32" },
     GetLastError: { args: [], returns: "u32" },
+    GetVolumePathNameW: { args: ["ptr", "ptr", "u32"], returns: "i32" },
+    GetVolumeInformationW: {
+      args: ["ptr", "ptr", "u32", "ptr", "ptr", "ptr", "ptr", "u32"],
+      returns: "i32",
+    },
+    GetDriveTypeW: { args: ["ptr"], returns: "u32" },
     OpenProcess: { args: ["u32", "i32", "u32"], returns: "i64_fast" },
     GetProcessTimes: { args: ["i64", "ptr", "ptr", "ptr", "ptr"], returns: "i32" },
   }).symbols;

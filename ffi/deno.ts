@@ -35,6 +35,7 @@ export function createDenoBinding(table: PosixTable): Binding {
       read: { parameters: ["i32", "buffer", "usize"], result: "isize" },
       dup: { parameters: ["i32"], result: "i32" },
       dup2: { parameters: ["i32", "i32"], result: "i32" },
+      statfs: { name: table.statfs.symbol, parameters: ["buffer", "buffer"], result: "i32" },
       geteuid: { parameters: [], result: "u32" },
       errnoLocation: { name: table.errnoLocation, parameters: [], result: "pointer" },
     }).symbols;
@@ -94,6 +95,12 @@ export function createDenoWindowsBinding(): Binding {
     DeleteFileW: { parameters: ["buffer"], result: "i32" },
     CloseHandle: { parameters: ["isize"], result: "i32" },
     GetLastError: { parameters: [], result: "u32" },
+    GetVolumePathNameW: { parameters: ["buffer", "buffer", "u32"], result: "i32" },
+    GetVolumeInformationW: {
+      parameters: ["buffer", "pointer", "u32", "pointer", "pointer", "pointer", "buffer", "u32"],
+      result: "i32",
+    },
+    GetDriveTypeW: { parameters: ["buffer"], result: "u32" },
     OpenProcess: { parameters: ["u32", "i32", "u32"], result: "isize" },
     GetProcessTimes: {
       parameters: ["isize", "buffer", "buffer", "buffer", "buffer"],
@@ -115,6 +122,11 @@ export function createDenoWindowsBinding(): Binding {
     DeleteFileW: (path) => s.DeleteFileW(path as Uint8Array),
     CloseHandle: (handle) => s.CloseHandle(BigInt(handle)),
     GetLastError: () => s.GetLastError(),
+    GetVolumePathNameW: (path, root, length) =>
+      s.GetVolumePathNameW(path as Uint8Array, root, length),
+    GetVolumeInformationW: (root, _n, _nl, _s, _m, _f, name, length) =>
+      s.GetVolumeInformationW(root, null, 0, null, null, null, name, length),
+    GetDriveTypeW: (root) => s.GetDriveTypeW(root),
     OpenProcess: (access, inherit, pid) => Number(s.OpenProcess(access, inherit, pid)),
     GetProcessTimes: (process, creation, exit, kernel, user) =>
       s.GetProcessTimes(BigInt(process), creation, exit, kernel, user),

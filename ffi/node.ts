@@ -61,6 +61,7 @@ export function createNodeBinding(koffi: Koffi, table: PosixTable): Binding {
       read: lib.func("read", "intptr_t", ["int", "void *", "size_t"]),
       dup: fn("dup", ["int"]),
       dup2: fn("dup2", ["int", "int"]),
+      statfs: fn(table.statfs.symbol, ["const void *", "void *"]),
       geteuid: lib.func("geteuid", "uint32_t", []),
     } as unknown as RawLibc;
   });
@@ -114,6 +115,13 @@ export function createNodeWindowsBinding(koffi: Koffi): Binding {
     DeleteFileW: fn("int __stdcall DeleteFileW(const void *path)"),
     CloseHandle: fn("int __stdcall CloseHandle(intptr_t handle)"),
     GetLastError: fn("uint32_t __stdcall GetLastError()"),
+    GetVolumePathNameW: fn(
+      "int __stdcall GetVolumePathNameW(const void *path, void *root, uint32_t length)",
+    ),
+    GetVolumeInformationW: fn(
+      "int __stdcall GetVolumeInformationW(const void *root, void *volumeName, uint32_t volumeNameLength, void *serial, void *maximumComponentLength, void *flags, void *fileSystemName, uint32_t fileSystemNameLength)",
+    ),
+    GetDriveTypeW: fn("uint32_t __stdcall GetDriveTypeW(const void *root)"),
     OpenProcess: fn(
       "intptr_t __stdcall OpenProcess(uint32_t access, int inherit, uint32_t pid)",
     ),

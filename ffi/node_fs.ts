@@ -17,6 +17,7 @@ import {
   openSync,
   readlinkSync,
   readSync,
+  statfsSync,
   type Stats,
   unlinkSync,
   writeSync,
@@ -263,4 +264,13 @@ function readStream(path: string, limit: number): string | undefined {
 /** Whether two statuses name the same file (device and inode). */
 export function sameFileStatus(a: FileStatus, b: FileStatus): boolean {
   return a.dev === b.dev && a.ino === b.ino;
+}
+
+/** `statfs(path)`'s filesystem type (Linux's magic number), or `undefined` where it cannot be read. */
+export function statfsOf(path: string): number | undefined {
+  try {
+    return statfsSync(path).type;
+  } catch {
+    return undefined;
+  }
 }

@@ -14,9 +14,16 @@ import type {
   ErrnoLookup,
   FileIdentity,
   FileKind,
+  FilesystemInfo,
 } from "./types.ts";
 import { FileKind as Kind, setIdentity } from "./types.ts";
-import type { PosixTable, ProcessInfoLayout, StatLayout, StatSymbols } from "./posix_tables.ts";
+import type {
+  PosixTable,
+  ProcessInfoLayout,
+  StatfsLayout,
+  StatLayout,
+  StatSymbols,
+} from "./posix_tables.ts";
 
 const encoder = new TextEncoder();
 
@@ -72,6 +79,23 @@ function readStat(layout: StatLayout, view: DataView, out: FileIdentity): void {
     view.getUint32(layout.uidOffset, true),
     mode,
   );
+}
+
+const decoder = new TextDecoder();
+
+/** Reads what a raw `struct statfs` says into `out`. */
+function readStatfs(layout: StatfsLayout, view: DataView, out: FilesystemInfo): void {
+  out.magic = layout.typeOffset === undefined ? 0 : view.getUint32(layout.typeOffset, true);
+  out.local = layout.flagsOffset === undefined
+    ? undefined
+    : (view.getUint32(layout.flagsOffset, true) & layout.localFlag!) !== 0;
+  if (layout.nameOffset === undefined) {
+    out.name = "";
+  } else {
+    const bytes = new Uint8Array(view.buffer, layout.nameOffset, 16);
+    const end = bytes.indexOf(0);
+    out.name = decoder.decode(bytes.subarray(0, end < 0 ? 16 : end));
+  }
 }
 
 /** 2000-01-01: no process running now started before it. */
@@ -140,6 +164,7 @@ export interface RawLibc {
   read(fd: number, buffer: Uint8Array, count: number): number;
   dup(fd: number): number;
   dup2(fd: number, target: number): number;
+  statfs(path: EncodedPath, buffer: Uint8Array): number;
   geteuid(): number;
 }
 
@@ -171,7 +196,9 @@ export function posixBinding(
   const pad = variadicPadding(table);
   const rawOpen = raw.open, rawFlock = raw.flock, rawFstat = raw.fstat;
   const rawLstat = raw.lstat, rawUnlink = raw.unlink, rawClose = raw.close, rawRead = raw.read;
-  const rawDup = raw.dup;
+  const rawDup = raw.dup, rawStatfs = raw.statfs;
+  const statfsBuffer = new Uint8Array(table.statfs.size);
+  const statfsView = new DataView(statfsBuffer.buffer);
   const open = pad.length === 0
     ? (path: EncodedPath, flags: number, mode: number): number => {
       const fd = rawOpen(path, flags, mode);
@@ -218,6 +245,11 @@ export function posixBinding(
     read(fd: number, buffer: Uint8Array): number {
       const count = Number(rawRead(fd, buffer, buffer.length));
       return count >= 0 ? count : -readErrno();
+    },
+    statfs(path: EncodedPath, out: FilesystemInfo): number {
+      if (rawStatfs(path, statfsBuffer) !== 0) return -readErrno();
+      readStatfs(table.statfs, statfsView, out);
+      return 0;
     },
     dup(fd: number): number {
       const copy = rawDup(fd);

@@ -24,6 +24,21 @@ export interface StatLayout {
   readonly modeSize: 2 | 4;
 }
 
+/** Where `struct statfs` keeps what `statfs` reports, per OS. */
+export interface StatfsLayout {
+  /** The symbol to bind (`statfs`, or `statfs$INODE64` on Intel macOS). */
+  readonly symbol: string;
+  /** Size to allocate. */
+  readonly size: number;
+  /** Linux: `f_type` (read as 32 bits: every magic fits). */
+  readonly typeOffset?: number;
+  /** macOS: `f_flags` (32 bits) and the `MNT_LOCAL` bit in it. */
+  readonly flagsOffset?: number;
+  readonly localFlag?: number;
+  /** macOS: `f_fstypename` (a NUL-terminated name in 16 bytes). */
+  readonly nameOffset?: number;
+}
+
 /** Symbol names to bind for `fstat`/`lstat` and the calling convention. */
 export interface StatSymbols {
   /** `fstat` flavour: plain `fstat(fd, buf)` or glibc's old `__fxstat(ver, fd, buf)`. */
@@ -47,6 +62,7 @@ export interface PosixTable {
    */
   readonly statSymbols: readonly StatSymbols[];
   readonly stat: StatLayout;
+  readonly statfs: StatfsLayout;
   /**
    * `open` is variadic. Where variadic arguments go on the stack (Apple arm64),
    * `mode` must be passed after this many dummy 64-bit register arguments so
@@ -122,6 +138,8 @@ const LINUX_ERRNO: Readonly<Record<string, number>> = {
   ELOOP: 40,
   EOVERFLOW: 75,
   EOPNOTSUPP: 95,
+  ECONNABORTED: 103,
+  ENOTCONN: 107,
   ETIMEDOUT: 110,
   ESTALE: 116,
   EDQUOT: 122,
@@ -152,6 +170,8 @@ const DARWIN_ERRNO: Readonly<Record<string, number>> = {
   EMLINK: 31,
   EWOULDBLOCK: 35,
   ENOTSUP: 45,
+  ECONNABORTED: 53,
+  ENOTCONN: 57,
   ETIMEDOUT: 60,
   ELOOP: 62,
   ENAMETOOLONG: 63,
@@ -170,6 +190,21 @@ const GLIBC_STAT_SYMBOLS = (oldVersion: number): StatSymbols[] => [
 
 const LINUX_LIBRARIES = ["libc.so.6", "libc.so"] as const;
 
+/** `struct statfs` on 64-bit Linux (x86_64 and the generic layout of aarch64): `f_type` first. */
+const LINUX_STATFS: StatfsLayout = { symbol: "statfs", size: 128, typeOffset: 0 };
+
+/**
+ * `struct statfs` on macOS (64-bit inodes): `f_flags` at 64, `f_fstypename`
+ * at 72; `MNT_LOCAL` is 0x1000.
+ */
+const darwinStatfs = (symbol: string): StatfsLayout => ({
+  symbol,
+  size: 2176,
+  flagsOffset: 64,
+  localFlag: 0x1000,
+  nameOffset: 72,
+});
+
 /** Linux on x86_64 (glibc or musl). */
 export const LINUX_X86_64: PosixTable = {
   os: "linux",
@@ -177,6 +212,7 @@ export const LINUX_X86_64: PosixTable = {
   libraries: LINUX_LIBRARIES,
   errnoLocation: "__errno_location",
   statSymbols: GLIBC_STAT_SYMBOLS(1),
+  statfs: LINUX_STATFS,
   stat: {
     size: 256,
     devOffset: 0,
@@ -210,6 +246,7 @@ export const LINUX_AARCH64: PosixTable = {
   libraries: LINUX_LIBRARIES,
   errnoLocation: "__errno_location",
   statSymbols: GLIBC_STAT_SYMBOLS(0),
+  statfs: LINUX_STATFS,
   stat: {
     size: 256,
     devOffset: 0,
@@ -261,6 +298,7 @@ export const DARWIN_X86_64: PosixTable = {
   libraries: ["/usr/lib/libSystem.B.dylib"],
   errnoLocation: "__error",
   statSymbols: [{ fstat: "fstat$INODE64", lstat: "lstat$INODE64" }],
+  statfs: darwinStatfs("statfs$INODE64"),
   stat: DARWIN_STAT,
   variadicPadding: 0,
   constants: DARWIN_CONSTANTS,
@@ -275,6 +313,7 @@ export const DARWIN_AARCH64: PosixTable = {
   libraries: ["/usr/lib/libSystem.B.dylib"],
   errnoLocation: "__error",
   statSymbols: [{ fstat: "fstat", lstat: "lstat" }],
+  statfs: darwinStatfs("statfs"),
   stat: DARWIN_STAT,
   variadicPadding: 6,
   constants: DARWIN_CONSTANTS,

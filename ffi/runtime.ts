@@ -111,6 +111,11 @@ export type BindingResult = { binding: Binding; reason: string } | {
 };
 
 const table: PosixTable | undefined = posixTable(os, arch);
+
+/** The POSIX table of this OS and architecture (libraries, symbols), where there is one. */
+export function posixTableHere(): PosixTable | undefined {
+  return table;
+}
 /** Windows on x64 or arm64: kernel32 through the same runtimes' FFI. */
 const windows = os === "windows" && (arch === "x86_64" || arch === "aarch64");
 const supported = table !== undefined || windows;

@@ -97,6 +97,21 @@ export function setIdentity(
   out[MODE_SLOT] = permissions & 0o7777;
 }
 
+/**
+ * What `statfs` reports about the filesystem a path is on, as the OS tells
+ * it: Linux gives a magic number, macOS a type name and whether the volume
+ * is local, Windows a name and whether the drive is remote. `src/` decides
+ * what that means.
+ */
+export interface FilesystemInfo {
+  /** Linux's `f_type`; 0 where the OS gives none. */
+  magic: number;
+  /** The type's name where the OS gives one (macOS `f_fstypename`, Windows); "" otherwise. */
+  name: string;
+  /** Whether the OS says the volume is local; `undefined` where it says nothing. */
+  local: boolean | undefined;
+}
+
 /** Constants the state machine passes through to the binding. */
 export interface OpenConstants {
   readonly O_RDONLY: number;
@@ -159,6 +174,11 @@ export interface Binding extends ErrnoLookup {
    * Absent where descriptors are not the OS's (Windows, the native binding).
    */
   read?(fd: number, buffer: Uint8Array): number;
+  /**
+   * `statfs(2)` of a path into `out`: 0, or `-errno`. Absent where the
+   * binding cannot ask (the native binding).
+   */
+  statfs?(path: EncodedPath, out: FilesystemInfo): number;
   /**
    * `dup(2)`: a second descriptor for the same open file, which (unlike ours)
    * survives `exec`; or `-errno`. POSIX FFI bindings only.

@@ -27,6 +27,13 @@ export function longPath(path: string): string {
   return `\\\\?\\${backslashed}`;
 }
 
+/** The NUL-terminated UTF-16LE string at the start of `bytes`. */
+function wideString(bytes: Uint8Array): string {
+  const units = new Uint16Array(bytes.buffer, bytes.byteOffset, bytes.length / 2);
+  const end = units.indexOf(0);
+  return String.fromCharCode(...units.subarray(0, end < 0 ? units.length : end));
+}
+
 /** UTF-16LE code units of the long form of `path`, NUL-terminated, as `CreateFileW` wants. */
 export function encodeWidePath(path: string): Uint8Array {
   const text = longPath(path);
@@ -69,6 +76,21 @@ export interface RawKernel32 {
   DeleteFileW(path: EncodedPath): number;
   CloseHandle(handle: number): number;
   GetLastError(): number;
+  /** Writes the root of the volume `path` is on; 0 on failure. */
+  GetVolumePathNameW(path: EncodedPath, root: Uint8Array, length: number): number;
+  /** Writes the filesystem's name (NTFS, FAT32, ...) of the volume at `root`; 0 on failure. */
+  GetVolumeInformationW(
+    root: Uint8Array,
+    volumeName: null,
+    volumeNameLength: number,
+    serial: null,
+    maximumComponentLength: null,
+    flags: null,
+    fileSystemName: Uint8Array,
+    fileSystemNameLength: number,
+  ): number;
+  /** The kind of drive at `root`: 4 is `DRIVE_REMOTE`. */
+  GetDriveTypeW(root: Uint8Array): number;
   /** Returns 0 (NULL) on failure. */
   OpenProcess(access: number, inherit: number, pid: number): number;
   GetProcessTimes(
@@ -196,6 +218,16 @@ export function windowsBinding(backend: BackendName, raw: RawKernel32): Binding 
     },
     unlink(path) {
       return raw.DeleteFileW(path) !== 0 ? 0 : -raw.GetLastError();
+    },
+    statfs(path, out) {
+      const root = new Uint8Array(2 * 1024);
+      if (raw.GetVolumePathNameW(path, root, root.length / 2) === 0) return -raw.GetLastError();
+      const name = new Uint8Array(2 * 64);
+      const named = raw.GetVolumeInformationW(root, null, 0, null, null, null, name, 64);
+      out.magic = 0;
+      out.name = named === 0 ? "" : wideString(name);
+      out.local = raw.GetDriveTypeW(root) !== WIN32.DRIVE_REMOTE;
+      return 0;
     },
     close(handle) {
       return raw.CloseHandle(handle) !== 0 ? 0 : -raw.GetLastError();

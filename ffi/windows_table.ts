@@ -44,6 +44,8 @@ export const WIN32 = {
   LOCKFILE_EXCLUSIVE_LOCK: 0x2,
   INVALID_FILE_ATTRIBUTES: 0xffffffff,
   PROCESS_QUERY_LIMITED_INFORMATION: 0x1000,
+  /** GetDriveTypeW: a network drive. */
+  DRIVE_REMOTE: 4,
   /**
    * The locked range: one byte at offset 2^63 - 2, far past any content, so
    * that Windows' mandatory byte-range locks never stop anyone reading or

@@ -13,8 +13,10 @@ import { type Attempt, held, REPLACED } from "./attempt.ts";
 import { dirname } from "node:path";
 import { missingDenoFlags } from "../ffi/runtime.ts";
 import { LockError, type LockTimeoutError, withHint } from "./errors.ts";
+import { filesystemOf } from "./filesystems.ts";
 import { heldHereAgainst } from "./held_here.ts";
 import { attemptKernel, heldByKernelUser, type KernelRequest } from "./kernel/engine.ts";
+import { guard, guardSync, needsGuard } from "./kernel/hang_guard.ts";
 import { kernelTimedOut } from "./kernel/holders.ts";
 import { KernelLock } from "./kernel/lock.ts";
 import { attemptPidfile, type PidfileRequest, pidfileTimedOut } from "./pidfile/attempt.ts";
@@ -22,7 +24,7 @@ import { PidfileLock } from "./pidfile/lock.ts";
 import { lockOptions, lockPath, type ValidOptions } from "./options.ts";
 import { resolveBackend, type ResolvedBackend } from "./probe.ts";
 import type { Lock } from "./types.ts";
-import { type Attempter, settle, wait, waitSync } from "./wait.ts";
+import { type Attempter, deadlineOf, settle, wait, waitSync } from "./wait.ts";
 import { warnOnce } from "./warnings.ts";
 
 const CHOOSE_KNOWINGLY =
@@ -86,6 +88,22 @@ function pidfileRequest(
 }
 
 /**
+ * `removeOnRelease` is safe only where the identity check after locking sees
+ * every replacement: not on a network filesystem, whose attribute cache may
+ * hide another host's (docs/architecture.md, "Filesystems").
+ */
+function refuseRemovalOnNetwork(path: string, binding: Binding): void {
+  const filesystem = filesystemOf(path, binding);
+  if (!filesystem.network) return;
+  throw new LockError({
+    code: "EINVAL",
+    path,
+    detail:
+      `removeOnRelease is refused on a network filesystem (${filesystem.fsType}): a process on another host could lock the removed file while one here locks its replacement; lock without removeOnRelease`,
+  });
+}
+
+/**
  * The attempts of one acquire: kernel ones until the filesystem turns out to
  * have no `flock` (then pidfile ones, within the same deadline), or pidfile
  * ones from the start.
@@ -127,8 +145,26 @@ export class Acquisition implements Attempter<Lock> {
       allowForeignOwner: valid.allowForeignOwner,
       removeOnRelease: valid.removeOnRelease && !valid.shared,
     };
+    if (kernel.removeOnRelease) refuseRemovalOnNetwork(absolute, binding);
     if (lockKindFor(absolute, backend) === "pidfile") this.#fallBack(kernel);
     else this.#kernel = kernel;
+  }
+
+  /**
+   * Asks a filesystem that may leave `flock` unanswered (network, FUSE) for
+   * its first lock on a thread of its own, within the deadline
+   * (`src/kernel/hang_guard.ts`); nothing to do elsewhere.
+   */
+  firstAnswer(deadline: number, signal: AbortSignal | undefined): Promise<void> {
+    const kernel = this.#kernel;
+    if (kernel === undefined || !needsGuard(kernel)) return Promise.resolve();
+    return guard(kernel, deadline, signal);
+  }
+
+  /** `firstAnswer`, blocking the thread (at most until the deadline; `undefined`: now). */
+  firstAnswerSync(deadline: number | undefined): void {
+    const kernel = this.#kernel;
+    if (kernel !== undefined && needsGuard(kernel)) guardSync(kernel, deadline);
   }
 
   get canBlock(): boolean {
@@ -211,15 +247,19 @@ export function explainRefusal(
   );
 }
 
+/** The time left until `deadline`, as a timeout. */
+function left(deadline: number): number {
+  return deadline === Infinity ? Infinity : Math.max(0, deadline - performance.now());
+}
+
 /** `acquire`: waits, yielding to the event loop. */
-export function acquireLock(path: unknown, options: unknown): Promise<Lock> {
-  let acquisition: Acquisition;
-  try {
-    acquisition = new Acquisition(path, options);
-  } catch (error) {
-    return Promise.reject(error);
-  }
-  return wait(acquisition, acquisition.options.timeout, acquisition.options.signal);
+export async function acquireLock(path: unknown, options: unknown): Promise<Lock> {
+  const acquisition = new Acquisition(path, options);
+  const { timeout, signal } = acquisition.options;
+  if (signal?.aborted) throw signal.reason;
+  const deadline = deadlineOf(timeout);
+  await acquisition.firstAnswer(deadline, signal);
+  return wait(acquisition, left(deadline), signal);
 }
 
 /**
@@ -245,12 +285,16 @@ export function acquireLockSync(path: unknown, options: unknown): Lock {
         "this thread already holds this lock, and locks are not reentrant: a synchronous wait for it would wait for itself; release it first, or use tryAcquire",
     });
   }
-  return waitSync(acquisition, timeout);
+  const deadline = deadlineOf(timeout);
+  acquisition.firstAnswerSync(deadline);
+  return waitSync(acquisition, left(deadline));
 }
 
 /** `tryAcquire`: one settled attempt, never waiting. */
 export function tryAcquireLock(path: unknown, options: unknown): Lock | null {
-  return settle(new Acquisition(path, options), undefined) ?? null;
+  const acquisition = new Acquisition(path, options);
+  acquisition.firstAnswerSync(undefined);
+  return settle(acquisition, undefined) ?? null;
 }
 
 /** `withLock`: runs `fn` under the lock and releases it afterwards, also when `fn` throws. */

@@ -13,7 +13,8 @@ import { explainRefusal, lockKindFor } from "./acquisition.ts";
 import { LockError } from "./errors.ts";
 import { describeHolders } from "./holder_text.ts";
 import { kernelHolders } from "./kernel/holders.ts";
-import { lockOptions, lockPath } from "./options.ts";
+import { filesystemOf } from "./filesystems.ts";
+import { lockOptions, lockPath, type ValidOptions } from "./options.ts";
 import { type Found, judge, readLockFile } from "./pidfile/judge.ts";
 import { resolveBackend } from "./probe.ts";
 import type { LockStatus } from "./types.ts";
@@ -26,7 +27,17 @@ import type { LockStatus } from "./types.ts";
 export function inspectLock(path: unknown, options: unknown): LockStatus {
   const absolute = lockPath(path);
   const valid = lockOptions(options);
-  const pidfile = lockKindFor(absolute, resolveBackend(valid.backend)) === "pidfile";
+  const backend = resolveBackend(valid.backend);
+  const status = holdingOf(absolute, valid, lockKindFor(absolute, backend) === "pidfile");
+  const { fsType, network } = filesystemOf(absolute, backend.binding);
+  return { ...status, fsType, network };
+}
+
+function holdingOf(
+  absolute: string,
+  valid: ValidOptions,
+  pidfile: boolean,
+): Omit<LockStatus, "fsType" | "network"> {
   let found: Found | undefined;
   try {
     const seen = statPath(absolute);

@@ -96,6 +96,12 @@ export interface ProbeResult {
   degraded: boolean;
   /** Why this backend, in one sentence a user can act on. */
   reason: string;
+  /** `probe(path)`: the absolute lock path the answer is about. */
+  path?: string;
+  /** `probe(path)`: its filesystem (`"ext4"`, `"nfs"`, `"fuse"`, ...; `"unknown"` where it cannot be told). */
+  fsType?: string;
+  /** `probe(path)`: whether that filesystem is shared over a network. */
+  network?: boolean;
 }
 
 /** Who holds a lock, as far as can be known without taking it. */
@@ -134,4 +140,8 @@ export interface LockStatus {
   readonly holders: readonly LockHolder[];
   /** One sentence that says the same for a person. */
   readonly detail: string;
+  /** The lock file's filesystem: `"ext4"`, `"tmpfs"`, `"nfs"`, `"fuse"`, `"smb"`, ...; `"unknown"` where it cannot be told. */
+  readonly fsType: string;
+  /** Whether that filesystem is shared over a network (other hosts may lock the file). */
+  readonly network: boolean;
 }

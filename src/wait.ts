@@ -35,6 +35,20 @@ export const BACKOFF_MAX_MS = 25;
  */
 export const REPLACED_GRACE_MS = 1000;
 
+/**
+ * How long the first `flock` on a filesystem that may hang (NFS, FUSE) is
+ * given on its own thread, at least, counted from when the thread asks: the
+ * caller's deadline, but never less than this, so that `tryAcquire` and a
+ * zero timeout still give a live filesystem time to answer.
+ */
+export const FIRST_FLOCK_MIN_MS = 250;
+
+/** How long to give a first `flock` that must be done by `deadline` (`undefined`: now). */
+export function firstFlockLimit(deadline: number | undefined): number {
+  const left = deadline === undefined ? 0 : deadline - performance.now();
+  return Math.max(left, FIRST_FLOCK_MIN_MS);
+}
+
 /** The delays of one wait: exponential with jitter, so that waiters neither spin nor wake in lockstep. */
 export class Backoff {
   #next = BACKOFF_START_MS;

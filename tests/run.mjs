@@ -26,7 +26,10 @@ const files = readdirSync(join(root, "tests"), { recursive: true })
 function junit(path) {
   if (!existsSync(path)) return undefined;
   const xml = readFileSync(path, "utf8");
-  const cases = [...xml.matchAll(/<testcase\b([^>]*?)(\/>|>([\s\S]*?)<\/testcase>)/g)];
+  // Attributes as quoted values: Node's reporter leaves ">" unescaped inside them.
+  const cases = [
+    ...xml.matchAll(/<testcase((?:\s+[\w:.-]+="[^"]*")*)\s*(\/>|>([\s\S]*?)<\/testcase>)/g),
+  ];
   const result = { passed: 0, failed: 0, skipped: 0, failures: [] };
   for (const [, attributes, , body = ""] of cases) {
     const name = decode(/\bname="([^"]*)"/.exec(attributes)?.[1] ?? "?");

@@ -16,7 +16,7 @@ export const USAGE = `Usage:
  filelock [options] <file>|<directory> -c <command>
  filelock [options] <file descriptor number>
  filelock --status <file>|<directory>
- filelock --probe
+ filelock --probe [<file>|<directory>]
 
 Runs a command while holding a lock on a file (created if missing) or a
 directory, or locks a descriptor the shell opened. A drop-in flock(1) that
@@ -38,9 +38,10 @@ Options (those of flock(1)):
  -V, --version                  display the version
 
 Options of filelock's own:
-     --status                   print whether the lock is held and by whom;
-                                exit 0 when free, 1 when held
-     --probe                    print which backend this runtime uses, and why, as JSON
+     --status                   print whether the lock is held and by whom, and
+                                its filesystem; exit 0 when free, 1 when held
+     --probe [<path>]           print which backend this runtime uses, and why, as
+                                JSON; with a lock path, also its filesystem
      --backend <name>           auto (default), ffi, native or pidfile
      --remove                   remove the lock file on release (exclusive locks)
 
@@ -289,7 +290,11 @@ export function parseArgs(argv: readonly string[]): Options {
     }
     break;
   }
-  if (options.action === "help" || options.action === "version" || options.action === "probe") {
+  if (options.action === "help" || options.action === "version") return options;
+  if (options.action === "probe") {
+    const rest = argv.slice(i);
+    if (rest.length > 1) throw new UsageError("--probe takes at most one lock path");
+    options.lockfile = rest[0] ?? "";
     return options;
   }
   if (options.noFork && options.close) {

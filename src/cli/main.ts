@@ -294,7 +294,10 @@ export async function main(args: readonly string[], output?: CliOutput): Promise
       return 0;
     case "probe":
       try {
-        out.stdout(`${JSON.stringify(probe({ backend: options.backend }), null, 2)}\n`);
+        const result = options.lockfile === ""
+          ? probe({ backend: options.backend })
+          : probe(options.lockfile, { backend: options.backend });
+        out.stdout(`${JSON.stringify(result, null, 2)}\n`);
         return 0;
       } catch (error) {
         if (!(error instanceof LockError)) throw error;

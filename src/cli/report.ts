@@ -105,7 +105,10 @@ export function startWaitingLine(
   };
 }
 
-/** `--status`: prints whether the lock is held and by whom; exit 0 free, 1 held. */
+/**
+ * `--status`: prints whether the lock is held and by whom, then the lock
+ * file's filesystem; exit 0 free, 1 held.
+ */
 export function status(options: Options, out: CliOutput): number {
   let result: LockStatus;
   try {
@@ -117,6 +120,12 @@ export function status(options: Options, out: CliOutput): number {
     }
     throw error;
   }
+  const code = printHolding(result, options, out);
+  out.stdout(`filesystem: ${result.fsType}${result.network ? " (network)" : ""}\n`);
+  return code;
+}
+
+function printHolding(result: LockStatus, options: Options, out: CliOutput): number {
   if (result.state === "unknown") {
     // No way to see a kernel lock here without trying it: try, and let go at once.
     const lock = tryAcquire(options.lockfile, { backend: options.backend });

@@ -118,7 +118,7 @@ function openExisting(request: KernelRequest): { fd: number; readOnly: boolean }
 }
 
 /** A fresh descriptor, whether it is read-only, and whether this attempt created its file. */
-interface Opened {
+export interface Opened {
   readonly fd: number;
   readonly readOnly: boolean;
   readonly created: boolean;
@@ -131,7 +131,7 @@ interface Opened {
  * knows for certain whether it made the file. An existing file, the usual
  * case, still costs one `open`.
  */
-function openDescriptor(request: KernelRequest): Opened | undefined {
+export function openDescriptor(request: KernelRequest): Opened | undefined {
   const { binding } = request;
   const c = binding.constants;
   for (;;) {
@@ -139,7 +139,8 @@ function openDescriptor(request: KernelRequest): Opened | undefined {
     const fd = existing.fd;
     if (fd >= 0) return { fd, readOnly: existing.readOnly, created: false };
     const name = binding.errnoName(-fd);
-    if (name === "EDELETEPENDING") return undefined;
+    // ESTALE: a network filesystem's handle for a file replaced by another client; open again.
+    if (name === "EDELETEPENDING" || name === "ESTALE") return undefined;
     if (name === "EISDIR") {
       // Only where even a read-only open of a directory fails: Windows locks files only.
       throw new LockError({
@@ -157,7 +158,7 @@ function openDescriptor(request: KernelRequest): Opened | undefined {
     );
     if (made >= 0) return { fd: made, readOnly: false, created: true };
     const madeName = binding.errnoName(-made);
-    if (madeName === "EDELETEPENDING") return undefined;
+    if (madeName === "EDELETEPENDING" || madeName === "ESTALE") return undefined;
     // EEXIST: someone else created it just now; open theirs.
     if (madeName !== "EEXIST") throw failure(request, -made);
   }
@@ -169,7 +170,7 @@ function openDescriptor(request: KernelRequest): Opened | undefined {
  * made with `O_EXCL`, never lockable, and still at the path (checked against
  * our descriptor, which keeps its inode from being reused), it is ours alone.
  */
-function abandonUnlockable(request: KernelRequest, opened: Opened): void {
+export function abandonUnlockable(request: KernelRequest, opened: Opened): void {
   if (opened.created && request.removeCreatedOnFallback) {
     unlinkIfOurs(request.binding, request.encoded, opened.fd);
   }
@@ -203,6 +204,10 @@ export function attemptKernel(request: KernelRequest, blocking: boolean): Attemp
       binding.close(fd);
       return BUSY;
     }
+    if (name === "ESTALE") {
+      binding.close(fd);
+      return REPLACED;
+    }
     if (FLOCK_UNSUPPORTED.has(name)) {
       abandonUnlockable(request, opened);
       return { outcome: "unsupported", error: failure(request, -locked) };
@@ -222,6 +227,7 @@ export function attemptKernel(request: KernelRequest, blocking: boolean): Attemp
   const statResult = binding.fstat(fd, ours);
   if (statResult !== 0) {
     binding.close(fd);
+    if (binding.errnoName(-statResult) === "ESTALE") return REPLACED;
     throw failure(request, -statResult);
   }
   // Windows opens a symlink itself (FILE_FLAG_OPEN_REPARSE_POINT) where POSIX refuses it.
@@ -246,7 +252,7 @@ export function attemptKernel(request: KernelRequest, blocking: boolean): Attemp
     // Unlinked (or, on Windows, being deleted) between our open and our flock:
     // the lock we hold is on a ghost.
     const name = binding.errnoName(-pathResult);
-    if (name === "ENOENT" || name === "EDELETEPENDING") return REPLACED;
+    if (name === "ENOENT" || name === "EDELETEPENDING" || name === "ESTALE") return REPLACED;
     throw failure(request, -pathResult);
   }
   if (!sameFile(ours, atPath)) {

@@ -68,6 +68,7 @@ const fakeLibc: RawLibc = {
   read: unused,
   dup: unused,
   dup2: unused,
+  statfs: unused,
   geteuid: () => 501,
 };
 

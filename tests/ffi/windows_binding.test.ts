@@ -15,6 +15,7 @@ interface Fake {
   handle: number;
   attributes: number;
   lockResult: number;
+  driveType: number;
 }
 
 function fake(): Fake {
@@ -24,6 +25,7 @@ function fake(): Fake {
     handle: 100,
     attributes: WIN32.FILE_ATTRIBUTE_NORMAL,
     lockResult: 1,
+    driveType: 3,
     raw: undefined as unknown as RawKernel32,
   };
   const record = (name: string, result: number) => (...args: unknown[]) => {
@@ -46,6 +48,15 @@ function fake(): Fake {
     DeleteFileW: (...args) => record("DeleteFileW", 1)(...args),
     CloseHandle: (...args) => record("CloseHandle", 1)(...args),
     GetLastError: () => state.lastError,
+    GetVolumePathNameW: (path, root) => {
+      root.set(new Uint8Array(new Uint16Array([67, 58, 92, 0]).buffer)); // "C:\\"
+      return record("GetVolumePathNameW", 1)(path);
+    },
+    GetVolumeInformationW: (root, _n, _nl, _s, _m, _f, name) => {
+      name.set(new Uint8Array(new Uint16Array([78, 84, 70, 83, 0]).buffer)); // "NTFS"
+      return record("GetVolumeInformationW", 1)(root);
+    },
+    GetDriveTypeW: (...args) => record("GetDriveTypeW", state.driveType)(...args),
     OpenProcess: (...args) => record("OpenProcess", state.handle === -1 ? 0 : 300)(...args),
     GetProcessTimes: (process, creation, ...rest) => {
       const view = new DataView(creation.buffer, creation.byteOffset);
@@ -155,4 +166,15 @@ test(`${runtimeName}: windows: a process's creation time is its start token`, ()
   assert.ok(f.calls.some((c) => c[0] === "CloseHandle" && c[1] === 300), "handle closed");
   f.handle = -1; // OpenProcess fails
   assert.equal(b.processStartTime?.(4242), undefined);
+});
+
+test(`${runtimeName}: windows: statfs names the volume's filesystem and whether its drive is remote`, () => {
+  const f = fake();
+  const binding = windowsBinding("node-koffi", f.raw);
+  const info = { magic: -1, name: "", local: undefined as boolean | undefined };
+  assert.equal(binding.statfs!(encodeWidePath("C:\\data\\app.lock"), info), 0);
+  assert.deepEqual(info, { magic: 0, name: "NTFS", local: true });
+  f.driveType = 4; // DRIVE_REMOTE
+  binding.statfs!(encodeWidePath("\\\\server\\share\\app.lock"), info);
+  assert.equal(info.local, false);
 });

@@ -1,0 +1,116 @@
+/**
+ * One `flock(fd, operation)` on a worker thread of this process, through the
+ * runtime's own FFI (descriptors are process-wide): for a filesystem whose
+ * `flock` may never answer (a hung NFS or FUSE mount), so that the caller's
+ * thread never waits in it longer than it chooses to. A thread stuck in the
+ * kernel stays there until the filesystem answers or its mount is aborted.
+ *
+ * @module
+ */
+
+import { createRequire } from "node:module";
+import { Worker } from "node:worker_threads";
+import { runtime } from "./runtime.ts";
+
+/** `state[0]` while the thread starts (loading its FFI binding). */
+export const STARTING = 0;
+/** `state[0]` once the thread called `flock`: from here on, the filesystem has the turn. */
+export const ASKING = 1;
+/** `state[0]` once `flock` returned; `state[1]` is then 0 or errno. */
+export const ANSWERED = 2;
+
+/** A `flock` under way on its own thread. */
+export interface FlockThread {
+  /** `[phase, errno]`: `STARTING`, `ASKING`, `ANSWERED` (each notified), and the answer's errno. */
+  readonly state: Int32Array;
+  /** Resolves once the thread called `flock`. */
+  readonly asking: Promise<void>;
+  /** Resolves with 0 or `-errno` once `flock` returned (never, if it never does). */
+  readonly answered: Promise<number>;
+}
+
+// The worker's code, the same in the three runtimes: each binds flock and
+// errno its own way. It writes its phase and the answer to shared memory (for
+// a waiter blocked in Atomics.wait) and posts them (for one on the event
+// loop). The waiter counts the filesystem's time from ASKING: the thread's
+// start-up is this process's time, not the filesystem's.
+const CODE = `
+const { parentPort, workerData } = require("node:worker_threads");
+const { fd, operation, runtime, libraries, errnoSymbol, koffi, state } = workerData;
+function bind() {
+  for (const library of libraries) {
+    try {
+      if (runtime === "node") {
+        const k = require(koffi);
+        const lib = k.load(library);
+        const flock = lib.func("int flock(int, int)");
+        return () => [flock(fd, operation), k.errno()];
+      }
+      if (runtime === "bun") {
+        const { dlopen, toArrayBuffer } = require("bun:ffi");
+        const s = dlopen(library, {
+          flock: { args: ["i32", "i32"], returns: "i32" },
+          [errnoSymbol]: { args: [], returns: "ptr" },
+        }).symbols;
+        return () => {
+          const result = s.flock(fd, operation);
+          return [result, new Int32Array(toArrayBuffer(s[errnoSymbol](), 0, 4))[0]];
+        };
+      }
+      const s = Deno.dlopen(library, {
+        flock: { parameters: ["i32", "i32"], result: "i32" },
+        errno: { name: errnoSymbol, parameters: [], result: "pointer" },
+      }).symbols;
+      return () => {
+        const result = s.flock(fd, operation);
+        return [result, new Deno.UnsafePointerView(s.errno()).getInt32(0)];
+      };
+    } catch {}
+  }
+  return () => [-1, 38];
+}
+const flock = bind();
+Atomics.store(state, 0, 1);
+Atomics.notify(state, 0);
+parentPort.postMessage("asking");
+const [result, errno] = flock();
+const answer = result === 0 ? 0 : errno;
+Atomics.store(state, 1, answer);
+Atomics.store(state, 0, 2);
+Atomics.notify(state, 0);
+parentPort.postMessage(answer === 0 ? 0 : -answer);
+`;
+
+/**
+ * Starts `flock(fd, operation)` on a new worker thread, which does not keep
+ * the process alive. `libraries` and `errnoSymbol` are those of the POSIX
+ * table the binding was made from.
+ */
+export function startFlockThread(
+  fd: number,
+  operation: number,
+  libraries: readonly string[],
+  errnoSymbol: string,
+): FlockThread {
+  const state = new Int32Array(new SharedArrayBuffer(8));
+  // koffi, for the worker's require, found where the binding found it (beside this module).
+  const koffi = runtime === "node" ? createRequire(import.meta.url).resolve("koffi") : "";
+  const worker = new Worker(CODE, {
+    eval: true,
+    workerData: { fd, operation, runtime, libraries, errnoSymbol, koffi, state },
+  });
+  worker.unref();
+  let onAsking: () => void = () => {};
+  const asking = new Promise<void>((resolve) => onAsking = resolve);
+  const answered = new Promise<number>((resolve) => {
+    worker.on("message", (message: "asking" | number) => {
+      if (message === "asking") {
+        onAsking();
+        return;
+      }
+      resolve(message);
+      void worker.terminate();
+    });
+  });
+  return { state, asking, answered };
+}
