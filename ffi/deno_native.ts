@@ -72,7 +72,7 @@ export function createDenoNativeBinding(lookup: ErrnoLookup, c: OpenConstants): 
   let nextHandle = 1;
 
   const failure = (error: unknown): number => {
-    const number = errnoNumber(thrownErrnoName(error));
+    const number = errnoNumber(thrownErrnoName(error, errnoName));
     return number > 0 ? -number : -errnoNumber("EIO");
   };
 

@@ -1,6 +1,7 @@
 /**
  * One `flock(fd, operation)` on a worker thread of this process, through the
- * runtime's own FFI (descriptors are process-wide): for a filesystem whose
+ * runtime's own FFI (descriptors are process-wide), or Deno's own file lock
+ * where Deno has no FFI: for a filesystem whose
  * `flock` may never answer (a hung NFS or FUSE mount), so that the caller's
  * thread never waits in it longer than it chooses to. A thread stuck in the
  * kernel stays there until the filesystem answers or its mount is aborted.
@@ -36,8 +37,29 @@ export interface FlockThread {
 // start-up is this process's time, not the filesystem's.
 const CODE = `
 const { parentPort, workerData } = require("node:worker_threads");
-const { fd, operation, runtime, libraries, errnoSymbol, koffi, state } = workerData;
+const { fd, operation, runtime, libraries, errnoSymbol, koffi, state, path, exclusive } = workerData;
+// Deno without FFI: the file opened again by path (an FsFile cannot cross threads).
+function bindNative() {
+  return () => {
+    let file;
+    try {
+      try {
+        file = Deno.openSync(path, { read: true, write: true });
+      } catch {
+        file = Deno.openSync(path, { read: true });
+      }
+      file.tryLockSync(exclusive);
+      return [0, 0];
+    } catch (error) {
+      const number = /\\(os error (\\d+)\\)$/.exec(String(error && error.message));
+      return [-1, number ? Number(number[1]) : 5];
+    } finally {
+      try { file && file.close(); } catch {}
+    }
+  };
+}
 function bind() {
+  if (path !== undefined) return bindNative();
   for (const library of libraries) {
     try {
       if (runtime === "node") {
@@ -82,22 +104,27 @@ parentPort.postMessage(answer === 0 ? 0 : -answer);
 `;
 
 /**
- * Starts `flock(fd, operation)` on a new worker thread, which does not keep
- * the process alive. `libraries` and `errnoSymbol` are those of the POSIX
- * table the binding was made from.
+ * What the thread asks: `flock(fd, operation)` through libc (`libraries` and
+ * `errnoSymbol` are those of the POSIX table the binding was made from), or,
+ * for Deno's own file API, a `tryLockSync` on the file at `path`.
  */
-export function startFlockThread(
-  fd: number,
-  operation: number,
-  libraries: readonly string[],
-  errnoSymbol: string,
-): FlockThread {
+export type FlockQuestion =
+  | {
+    readonly fd: number;
+    readonly operation: number;
+    readonly libraries: readonly string[];
+    readonly errnoSymbol: string;
+  }
+  | { readonly path: string; readonly exclusive: boolean };
+
+/** Starts the question on a new worker thread, which does not keep the process alive. */
+export function startFlockThread(question: FlockQuestion): FlockThread {
   const state = new Int32Array(new SharedArrayBuffer(8));
   // koffi, for the worker's require, found where the binding found it (beside this module).
   const koffi = runtime === "node" ? createRequire(import.meta.url).resolve("koffi") : "";
   const worker = new Worker(CODE, {
     eval: true,
-    workerData: { fd, operation, runtime, libraries, errnoSymbol, koffi, state },
+    workerData: { ...question, runtime, koffi, state },
   });
   worker.unref();
   let onAsking: () => void = () => {};

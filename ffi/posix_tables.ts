@@ -138,6 +138,8 @@ const LINUX_ERRNO: Readonly<Record<string, number>> = {
   ELOOP: 40,
   EOVERFLOW: 75,
   EOPNOTSUPP: 95,
+  // The same number on Linux; Deno names it ENOTSUP.
+  ENOTSUP: 95,
   ECONNABORTED: 103,
   ENOTCONN: 107,
   ETIMEDOUT: 110,

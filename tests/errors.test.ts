@@ -41,6 +41,12 @@ test(`${runtimeName}: errors: a thrown runtime error is named by its errno`, () 
   assert.equal(thrownErrnoName(withCode("ERR_INVALID_ARG_TYPE")), "EIO", "not an errno");
   assert.equal(thrownErrnoName(new Error("x")), "EIO");
   assert.equal(thrownErrnoName(undefined), "EIO");
+  // Deno's plain Error for an errno it has no class for: named by the OS's table.
+  const noLocks = new Error("No locks available (os error 37)");
+  const linux = (errno: number) => errno === 37 ? "ENOLCK" : `E${errno}`;
+  assert.equal(thrownErrnoName(noLocks, linux), "ENOLCK");
+  assert.equal(thrownErrnoName(new Error("Odd (os error 99)"), linux), "EIO", "unnamed");
+  assert.equal(thrownErrnoName(noLocks), "EIO", "no table");
 });
 
 test(`${runtimeName}: errors: backend requests are checked in one place`, () => {
