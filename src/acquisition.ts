@@ -24,7 +24,7 @@ import { PidfileLock } from "./pidfile/lock.ts";
 import { lockOptions, lockPath, type ValidOptions } from "./options.ts";
 import { resolveBackend, type ResolvedBackend } from "./probe.ts";
 import type { Lock } from "./types.ts";
-import { type Attempter, deadlineOf, settle, wait, waitSync } from "./wait.ts";
+import { type Attempter, deadlineOf, settle, timeLeft, wait, waitSync } from "./wait.ts";
 import { warnOnce } from "./warnings.ts";
 
 const CHOOSE_KNOWINGLY =
@@ -153,11 +153,12 @@ export class Acquisition implements Attempter<Lock> {
   /**
    * Asks a filesystem that may leave `flock` unanswered (network, FUSE) for
    * its first lock on a thread of its own, within the deadline
-   * (`src/kernel/hang_guard.ts`); nothing to do elsewhere.
+   * (`src/kernel/hang_guard.ts`); `undefined` where there is nothing to ask
+   * (the usual case: no promise, no extra turn of the event loop).
    */
-  firstAnswer(deadline: number, signal: AbortSignal | undefined): Promise<void> {
+  firstAnswer(deadline: number, signal: AbortSignal | undefined): Promise<void> | undefined {
     const kernel = this.#kernel;
-    if (kernel === undefined || !needsGuard(kernel)) return Promise.resolve();
+    if (kernel === undefined || !needsGuard(kernel)) return undefined;
     return guard(kernel, deadline, signal);
   }
 
@@ -247,19 +248,20 @@ export function explainRefusal(
   );
 }
 
-/** The time left until `deadline`, as a timeout. */
-function left(deadline: number): number {
-  return deadline === Infinity ? Infinity : Math.max(0, deadline - performance.now());
-}
-
 /** `acquire`: waits, yielding to the event loop. */
-export async function acquireLock(path: unknown, options: unknown): Promise<Lock> {
-  const acquisition = new Acquisition(path, options);
+export function acquireLock(path: unknown, options: unknown): Promise<Lock> {
+  let acquisition: Acquisition;
+  try {
+    acquisition = new Acquisition(path, options);
+  } catch (error) {
+    return Promise.reject(error);
+  }
   const { timeout, signal } = acquisition.options;
-  if (signal?.aborted) throw signal.reason;
+  if (signal?.aborted) return Promise.reject(signal.reason);
   const deadline = deadlineOf(timeout);
-  await acquisition.firstAnswer(deadline, signal);
-  return wait(acquisition, left(deadline), signal);
+  const asked = acquisition.firstAnswer(deadline, signal);
+  if (asked === undefined) return wait(acquisition, timeout, signal);
+  return asked.then(() => wait(acquisition, timeLeft(deadline), signal));
 }
 
 /**
@@ -287,7 +289,7 @@ export function acquireLockSync(path: unknown, options: unknown): Lock {
   }
   const deadline = deadlineOf(timeout);
   acquisition.firstAnswerSync(deadline);
-  return waitSync(acquisition, left(deadline));
+  return waitSync(acquisition, timeLeft(deadline));
 }
 
 /** `tryAcquire`: one settled attempt, never waiting. */

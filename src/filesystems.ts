@@ -85,6 +85,8 @@ export function describeFilesystem(info: FilesystemInfo): Filesystem {
 }
 
 const byDirectory = new Map<string, Filesystem>();
+/** Directories remembered at most: a process that locks in ever new directories stays bounded. */
+const REMEMBERED_DIRECTORIES = 1024;
 
 /**
  * The filesystem of the lock file at `path` (absolute), from its directory's
@@ -110,6 +112,11 @@ export function filesystemOf(path: string, binding: Binding | undefined): Filesy
   }
   const filesystem = asked ? describeFilesystem(info) : UNKNOWN;
   // An answer that says nothing is not cached: the directory may appear later.
-  if (asked) byDirectory.set(directory, filesystem);
+  if (asked) {
+    if (byDirectory.size >= REMEMBERED_DIRECTORIES) {
+      byDirectory.delete(byDirectory.keys().next().value!);
+    }
+    byDirectory.set(directory, filesystem);
+  }
   return filesystem;
 }

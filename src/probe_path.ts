@@ -42,6 +42,9 @@ export function probePath(
   } else if (mayHang) {
     reason +=
       ` The lock file is on ${fsType}, whose daemon may leave flock(2) unanswered: the first lock there is taken on a thread of its own, within the caller's timeout.`;
+  } else if (fsType === "unknown" && base.runtime === "deno") {
+    reason +=
+      " Its filesystem cannot be told without --allow-ffi or --allow-sys=statfs, so a network or FUSE filesystem that hangs flock(2) cannot be guarded against.";
   }
   return { ...base, ...where, reason };
 }

@@ -66,6 +66,11 @@ export function deadlineOf(timeout: number): number {
   return timeout === Infinity ? Infinity : performance.now() + timeout;
 }
 
+/** The time left until `deadline`, as a timeout (`Infinity` stays `Infinity`). */
+export function timeLeft(deadline: number): number {
+  return deadline === Infinity ? Infinity : Math.max(0, deadline - performance.now());
+}
+
 const sleeper = new Int32Array(new SharedArrayBuffer(4));
 
 /** Blocks the thread for `ms` (used by `acquireSync` between polls). */

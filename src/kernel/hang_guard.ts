@@ -14,8 +14,8 @@ import {
   ANSWERED,
   ASKING,
   type FlockThread,
-  STARTING,
   startFlockThread,
+  STARTING,
 } from "../../ffi/flock_thread.ts";
 import { posixTableHere } from "../../ffi/runtime.ts";
 import { FLOCK_UNSUPPORTED, LockError } from "../errors.ts";
@@ -23,18 +23,22 @@ import { type Filesystem, filesystemOf } from "../filesystems.ts";
 import { firstFlockLimit } from "../wait.ts";
 import { abandonUnlockable, type KernelRequest, openDescriptor, type Opened } from "./engine.ts";
 
-/** Directories whose filesystem cannot hang, or answered a `flock` in this process. */
+/** Directories on a filesystem that may hang whose `flock` answered in this process. */
 const answered = new Set<string>();
 /** Directories whose filesystem did not, with the error to repeat (no new thread per attempt). */
 const hung = new Map<string, LockError>();
 
+/** The last path found not to need the guard: repeated locks on one path skip the lookups. */
+let lastUnguarded = "";
+
 /** Whether the request's first lock must be guarded: a filesystem that may hang, not yet heard from. */
 export function needsGuard(request: KernelRequest): boolean {
-  if (request.binding.osDescriptors !== true) return false;
-  const directory = dirname(request.path);
-  if (answered.has(directory)) return false;
-  if (filesystemOf(request.path, request.binding).mayHang) return true;
-  answered.add(directory);
+  const { binding, path } = request;
+  if (path === lastUnguarded) return false;
+  // Windows' handles are asked inline: its remote volumes have no flock to hang.
+  if (binding.osDescriptors !== true && binding.backend !== "deno-native") return false;
+  if (filesystemOf(path, binding).mayHang && !answered.has(dirname(path))) return true;
+  lastUnguarded = path;
   return false;
 }
 
@@ -66,8 +70,16 @@ function begin(request: KernelRequest): Guarded | undefined {
   const opened = openDescriptor(request);
   if (opened === undefined) return undefined;
   const c = request.binding.constants;
-  const operation = (request.shared ? c.LOCK_SH : c.LOCK_EX) | c.LOCK_NB;
-  const thread = startFlockThread(opened.fd, operation, table.libraries, table.errnoLocation);
+  const thread = startFlockThread(
+    request.binding.osDescriptors === true
+      ? {
+        fd: opened.fd,
+        operation: (request.shared ? c.LOCK_SH : c.LOCK_EX) | c.LOCK_NB,
+        libraries: table.libraries,
+        errnoSymbol: table.errnoLocation,
+      }
+      : { path: request.path, exclusive: !request.shared },
+  );
   const guarded: Guarded = { opened, directory, thread, abandoned: false };
   // Whenever it answers, even long after the caller gave up, the filesystem is alive again.
   void thread.answered.then(() => {
