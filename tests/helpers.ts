@@ -94,6 +94,19 @@ export function nodeCli(): string[] {
   return nodeRunning(join(repoRoot, "dist", "cli.js"), join(repoRoot, "src", "cli", "main.ts"));
 }
 
+/** The `filelock` CLI in the runtime running this test, followed by `args`. */
+export function cliArgv(args: string[] = []): string[] {
+  const source = join(repoRoot, "src", "cli", "main.ts");
+  switch (runtimeName) {
+    case "deno":
+      return [bin("deno"), "run", "-A", source, ...args];
+    case "bun":
+      return [bin("bun"), source, ...args];
+    default:
+      return [...nodeCli(), ...args];
+  }
+}
+
 export function command(flavour: Flavour, script: string, args: string[]): string[] {
   const path = join(workers, script);
   switch (flavour) {

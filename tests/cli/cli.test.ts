@@ -8,14 +8,13 @@ import { join } from "node:path";
 import { inspect, tryAcquire } from "../../mod.ts";
 import { VERSION } from "../../src/version.ts";
 import {
-  bin,
+  cliArgv,
   dead,
   exited,
   finish,
   type Finished,
   hasCommand,
   inTemp,
-  nodeCli,
   repoRoot,
   runtimeName,
   signal,
@@ -27,19 +26,7 @@ const FLOCK = hasCommand("flock");
 const flockSkip = FLOCK ? undefined : "util-linux flock(1) is not on PATH";
 if (!FLOCK) console.log(`SKIP side-by-side tests with flock(1): ${flockSkip}`);
 
-const CLI = join(repoRoot, "src", "cli", "main.ts");
-
-/** The CLI in this test's own runtime. */
-function cli(args: string[]): string[] {
-  switch (runtimeName) {
-    case "deno":
-      return [bin("deno"), "run", "-A", CLI, ...args];
-    case "bun":
-      return [bin("bun"), CLI, ...args];
-    default:
-      return [...nodeCli(), ...args];
-  }
-}
+const cli = cliArgv;
 
 const runArgv = (argv: string[]): Promise<Finished> => finish(start(argv));
 
@@ -245,7 +232,8 @@ test(
     const lock = join(dir, "st.lock");
     const free = await runArgv(cli(["--status", lock]));
     assert.equal(free.code, 0);
-    assert.equal(free.stdout, `free: ${lock}\n`);
+    // The lock file's filesystem follows on a line of its own (ext4, tmpfs, ... here).
+    assert.match(free.stdout, new RegExp(`^free: ${lock}\\nfilesystem: [a-z0-9]+\\n$`));
 
     if (FLOCK) {
       const holder = await flockHolder(lock);
@@ -255,7 +243,7 @@ test(
         assert.match(
           held.stdout,
           new RegExp(
-            `^held: .*st\\.lock, held by pid ${holder.pid} on host .* \\(flock, exclusive\\)\\n$`,
+            `^held: .*st\\.lock, held by pid ${holder.pid} on host .* \\(flock, exclusive\\)\\nfilesystem: [a-z0-9]+\\n$`,
           ),
         );
         // -v while waiting: the holder on stderr, nothing extra on stdout.

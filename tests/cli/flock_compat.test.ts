@@ -9,15 +9,13 @@ import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { acquire, LockError, tryAcquire } from "../../mod.ts";
 import {
-  bin,
+  cliArgv,
   command,
   exited,
   finish,
   type Flavour,
   hasCommand,
   inTemp,
-  nodeCli,
-  repoRoot,
   runtimeName,
   start,
   waitFor,
@@ -27,18 +25,8 @@ const FLOCK = hasCommand("flock");
 const flockSkip = FLOCK ? undefined : "util-linux flock(1) is not on PATH";
 if (!FLOCK) console.log(`SKIP flock(1) compatibility tests: ${flockSkip}`);
 
-const CLI = join(repoRoot, "src", "cli", "main.ts");
 /** The CLI in this test's own runtime, as one shell word list. */
-function cli(): string[] {
-  switch (runtimeName) {
-    case "deno":
-      return [bin("deno"), "run", "-A", CLI];
-    case "bun":
-      return [bin("bun"), CLI];
-    default:
-      return nodeCli();
-  }
-}
+const cli = (): string[] => cliArgv();
 const OWN: Flavour = runtimeName === "deno" ? "deno-ffi" : runtimeName as Flavour;
 
 /**

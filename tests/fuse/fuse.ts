@@ -426,3 +426,20 @@ export async function mountFlockfs(
     unmount,
   };
 }
+
+/**
+ * Runs `fn` on a fresh flockfs mount in `mode` and unmounts it afterwards, whatever
+ * happens (a hung flock included: the unmount aborts the connection first).
+ */
+export async function withFlockfs(
+  mode: FlockMode,
+  fn: (mount: FuseMount) => Promise<void> | void,
+  options: FlockfsOptions = {},
+): Promise<void> {
+  const mount = await mountFlockfs(mode, options);
+  try {
+    await fn(mount);
+  } finally {
+    await mount.unmount();
+  }
+}

@@ -8,11 +8,10 @@ import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
-import { bin, finish, nodeCli, repoRoot, runtimeName, start } from "../helpers.ts";
+import { cliArgv, finish, repoRoot, runtimeName, start } from "../helpers.ts";
 
 const FLOCK = "/usr/bin/flock";
 const HARNESS = join(repoRoot, "tests", "util-linux", "run.sh");
-const CLI = join(repoRoot, "src", "cli", "main.ts");
 
 /**
  * Subtests filelock may fail although flock(1) passes them, and why: none.
@@ -33,17 +32,8 @@ const TIMING_GAPS: Record<string, Record<string, string>> = {};
 const skip = existsSync(FLOCK) ? undefined : `${FLOCK} is missing: no control to compare with`;
 if (skip) console.log(`SKIP util-linux flock(1) tests: ${skip}`);
 
-/** The CLI in this test's own runtime (as `cli()` in tests/cli/cli.test.ts). */
-function filelock(): string[] {
-  switch (runtimeName) {
-    case "deno":
-      return [bin("deno"), "run", "-A", CLI];
-    case "bun":
-      return [bin("bun"), CLI];
-    default:
-      return nodeCli();
-  }
-}
+/** The CLI in this test's own runtime. */
+const filelock = (): string[] => cliArgv();
 
 interface Result {
   status: "ok" | "not ok" | "skip";

@@ -1,8 +1,8 @@
 // Increments a counter file N times, under the lock unless told not to.
 // argv: lockPath counterPath iterations lock|nolock [remove] [noidentity] [slowopen] [pidfile]
-//       [noflock=<errno>] [go=<file>]
-// noflock makes every flock fail with that errno, as on a filesystem without
-// flock: the automatic backend must fall back to pidfile.
+//       [fallback] [go=<file>]
+// fallback: the lock path is on a filesystem without flock (tests/fuse), where
+// the automatic backend must fall back to pidfile; any other backend is an error.
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { acquire, acquireSync } from "../../mod.ts";
 import { testHooks } from "../../src/kernel/engine.ts";
@@ -15,11 +15,10 @@ const backend = flags.includes("pidfile") ? "pidfile" as const : undefined;
 const pause = new Int32Array(new SharedArrayBuffer(4));
 if (flags.includes("noidentity")) testHooks.verifyIdentity = false;
 if (flags.includes("slowopen")) testHooks.afterOpen = () => Atomics.wait(pause, 0, 0, 1);
-const noFlock = flags.find((flag) => flag.startsWith("noflock="))?.slice(8);
-if (noFlock !== undefined) testHooks.flockError = noFlock;
+const fallback = flags.includes("fallback");
 
 function check(lock: { backend: string }): void {
-  if (noFlock !== undefined && lock.backend !== "pidfile") {
+  if (fallback && lock.backend !== "pidfile") {
     throw new Error(`expected the pidfile fallback, got ${lock.backend}`);
   }
 }
