@@ -99,6 +99,14 @@ await check("probe reports windows and node-koffi", () => {
   assert.match(result.reason, /LockFileEx/);
 });
 
+await check("probe(path) names the volume's filesystem, local", (dir) => {
+  const result = probe(join(dir, "fs.lock"));
+  // Wine answers for its drives as Windows does for a local disk (GetVolumeInformationW).
+  assert.match(result.fsType, /^[a-z0-9]+$/);
+  assert.notEqual(result.fsType, "unknown");
+  assert.equal(result.network, false, "GetDriveTypeW: not DRIVE_REMOTE");
+});
+
 await check(
   "a second process is refused while one holds, and succeeds after release",
   async (dir) => {
