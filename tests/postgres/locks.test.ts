@@ -1,11 +1,13 @@
 // @lockkit/filelock/postgres in one process, against a real PostgreSQL that
 // this file starts: the lock object, waiting in the server (timeout, abort:
-// nothing left behind), shared locks, fences, the heartbeat, and a server
-// restart under a holder. In Bun, each test runs with Bun.sql as well.
+// nothing left behind), shared locks, fences, the heartbeat, a server restart
+// under a holder, and the refusal behind a transaction-pooling proxy. In Bun,
+// each test runs with Bun.sql as well.
 import assert from "node:assert/strict";
 import {
   LockError,
   LockTimeoutError,
+  type PostgresClient,
   type PostgresLock,
   postgresLocks,
 } from "../../src/postgres/mod.ts";
@@ -40,6 +42,32 @@ async function nothingLeft(): Promise<void> {
   assert.equal(await waiters(s.spy), 0);
   const busy = (await sessions(s.spy)).filter((session) => session.state !== "idle");
   assert.deepEqual(busy, [], "every connection is back in its pool, idle");
+}
+
+/**
+ * `sql` as a transaction-pooling proxy (PgBouncer in transaction mode) shows
+ * it: once a transaction's COMMIT has gone out, `SELECT pg_backend_pid()` in
+ * it is answered by another connection of the pool, another server session.
+ * With `switchAfterCommit` false, every statement goes to the transaction's
+ * own connection: the same wrapper, no switch (the control).
+ */
+function poolingProxy(sql: PostgresClient, switchAfterCommit: boolean): PostgresClient {
+  return {
+    unsafe: (query, params) => sql.unsafe(query, params),
+    begin: (fn) =>
+      sql.begin((tx) => {
+        let committed = false;
+        return fn({
+          unsafe(query, params) {
+            if (switchAfterCommit && committed && query.startsWith("SELECT pg_backend_pid()")) {
+              return sql.unsafe(query, params);
+            }
+            if (/^COMMIT\b/.test(query)) committed = true;
+            return tx.unsafe(query, params);
+          },
+        });
+      }),
+  };
 }
 
 for (const kind of CLIENTS) {
@@ -201,6 +229,39 @@ for (const kind of CLIENTS) {
       // The connection went back to the pool through the abandoned transactions.
       const next = await locks.acquire(`pool-b-${kind}`, { timeout: 5_000 });
       await next.release();
+    } finally {
+      await client.end();
+    }
+  });
+
+  pgTest(s, `${kind}: behind a transaction-pooling proxy: EUNSUPPORTED, nothing left`, async () => {
+    const client = connect(kind, s.url, 4);
+    try {
+      // Control: the same wrapper without the switch takes and releases the lock.
+      const direct = postgresLocks(poolingProxy(client.sql, false), { leaseMs: 1000 });
+      const name = `proxy-${kind}`;
+      const held = await direct.acquire(name, { timeout: 5_000 });
+      assert.equal((await advisoryLocks(s.spy)).length, 1);
+      await held.release();
+      const tried = await direct.tryAcquire(name);
+      assert.ok(tried);
+      await tried.release();
+      await nothingLeft();
+      // Another session answers after the COMMIT: refused, for a wait and a try.
+      const proxied = postgresLocks(poolingProxy(client.sql, true), { leaseMs: 1000 });
+      const refused = async (taking: Promise<unknown>): Promise<void> => {
+        const error = await rejectsWithCode(taking, "EUNSUPPORTED");
+        assert.match(error.message, /transaction-pooling proxy/);
+        await nothingLeft();
+      };
+      await refused(proxied.acquire(name, { timeout: 5_000 }));
+      await refused(proxied.tryAcquire(name));
+      // The name is free again: the refused sessions took nothing with them.
+      const after = await direct.tryAcquire(name);
+      assert.ok(after);
+      assert.ok(after.fence > tried.fence);
+      await after.release();
+      await nothingLeft();
     } finally {
       await client.end();
     }
