@@ -14,11 +14,15 @@ import { missingDenoFlags } from "../ffi/runtime.ts";
 import { LockError } from "./errors.ts";
 import type { BackendRequest, LockOptions } from "./types.ts";
 
-/** Options after validation, with defaults filled in. */
-export interface ValidOptions {
+/** The options the file API and `@lockkit/filelock/postgres` share, after validation. */
+export interface CommonOptions {
   shared: boolean;
   timeout: number;
   signal: AbortSignal | undefined;
+}
+
+/** Options after validation, with defaults filled in. */
+export interface ValidOptions extends CommonOptions {
   backend: BackendRequest | undefined;
   removeOnRelease: boolean;
   mode: number;
@@ -160,18 +164,20 @@ const DEFAULTS: ValidOptions = Object.freeze({
   allowForeignOwner: false,
 });
 
-/** Validates options and fills in defaults. */
-export function lockOptions(options: unknown): ValidOptions {
-  if (options === undefined || options === null) return DEFAULTS;
-  if (typeof options !== "object") {
-    throw new TypeError(`options must be an object, got ${typeof options}`);
+/**
+ * Validates the options object (`undefined`: none given) and the options
+ * both lock APIs share, `shared`, `timeout` and `signal`, and fills in their
+ * defaults; the same errors and messages for both.
+ */
+export function commonOptions(options: unknown): CommonOptions {
+  if (options !== undefined && (typeof options !== "object" || options === null)) {
+    throw new TypeError(
+      `options must be an object, got ${options === null ? "null" : typeof options}`,
+    );
   }
-  const o = options as LockOptions;
+  const o = (options ?? {}) as Pick<LockOptions, "shared" | "timeout" | "signal">;
   if (o.shared !== undefined && typeof o.shared !== "boolean") {
     throw new TypeError("options.shared must be a boolean");
-  }
-  if (o.removeOnRelease !== undefined && typeof o.removeOnRelease !== "boolean") {
-    throw new TypeError("options.removeOnRelease must be a boolean");
   }
   const timeout = o.timeout ?? Infinity;
   if (typeof timeout !== "number") throw new TypeError("options.timeout must be a number");
@@ -185,6 +191,17 @@ export function lockOptions(options: unknown): ValidOptions {
       typeof signal.addEventListener !== "function")
   ) {
     throw new TypeError("options.signal must be an AbortSignal");
+  }
+  return { shared: o.shared ?? false, timeout, signal };
+}
+
+/** Validates options and fills in defaults. */
+export function lockOptions(options: unknown): ValidOptions {
+  if (options === undefined || options === null) return DEFAULTS;
+  const { shared, timeout, signal } = commonOptions(options);
+  const o = options as LockOptions;
+  if (o.removeOnRelease !== undefined && typeof o.removeOnRelease !== "boolean") {
+    throw new TypeError("options.removeOnRelease must be a boolean");
   }
   const backend = backendRequest(o.backend, "options.backend");
   const mode = o.mode ?? 0o644;
@@ -208,7 +225,7 @@ export function lockOptions(options: unknown): ValidOptions {
     throw new TypeError("options.allowForeignOwner must be a boolean");
   }
   return {
-    shared: o.shared ?? false,
+    shared,
     timeout,
     signal,
     backend,

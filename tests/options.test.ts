@@ -3,9 +3,10 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { mkdirSync, statSync, symlinkSync } from "node:fs";
+import { existsSync, mkdirSync, statSync, symlinkSync } from "node:fs";
 import { join } from "node:path";
 import { acquire, LockError, tryAcquire } from "../mod.ts";
+import { type PostgresClient, postgresLocks } from "../src/postgres/mod.ts";
 import { exited, hasCommand, inTemp, runtimeName, waitFor } from "./helpers.ts";
 
 const FLOCK = hasCommand("flock");
@@ -74,5 +75,40 @@ test(
       () => tryAcquire(join(dir, "a.lock"), { allowForeignOwner: "yes" as unknown as boolean }),
       TypeError,
     );
+  }),
+);
+
+test(
+  `${runtimeName}: options: shared, timeout and signal are refused alike by the file API and postgres`,
+  inTemp(async (dir) => {
+    // Validation comes before any statement: a client that is never called is enough.
+    const unused = (): never => assert.fail("the client must not be called");
+    const locks = postgresLocks({ begin: unused, unsafe: unused } as PostgresClient);
+    const path = join(dir, "never-created.lock");
+    const bad: [unknown, ErrorConstructor, RegExp][] = [
+      ["yes", TypeError, /^options must be an object, got string$/],
+      [42, TypeError, /^options must be an object, got number$/],
+      [{ shared: "yes" }, TypeError, /^options\.shared must be a boolean$/],
+      [{ timeout: "1" }, TypeError, /^options\.timeout must be a number$/],
+      [{ timeout: NaN }, RangeError, /^options\.timeout must be >= 0 or Infinity, got NaN$/],
+      [{ timeout: -1 }, RangeError, /^options\.timeout must be >= 0 or Infinity, got -1$/],
+      [{ signal: {} }, TypeError, /^options\.signal must be an AbortSignal$/],
+      [{ signal: null }, TypeError, /^options\.signal must be an AbortSignal$/],
+    ];
+    for (const [options, kind, message] of bad) {
+      const what = JSON.stringify(options);
+      const refused = (e: unknown): boolean =>
+        e instanceof kind && e.constructor === kind && message.test(e.message);
+      assert.throws(() => tryAcquire(path, options as object), refused, `file: ${what}`);
+      await assert.rejects(locks.acquire("name", options as object), refused, `postgres: ${what}`);
+      await assert.rejects(locks.tryAcquire("name", options as object), refused, what);
+    }
+    assert.equal(existsSync(path), false, "nothing was created");
+    // Control: valid values of the same options pass validation in both.
+    const good = { shared: true, timeout: 0, signal: new AbortController().signal };
+    const lock = tryAcquire(path, good);
+    assert.ok(lock);
+    lock.releaseSync();
+    await assert.rejects(locks.tryAcquire("name", good), /the client must not be called/);
   }),
 );

@@ -7,6 +7,7 @@
  */
 
 import { LockError } from "../errors.ts";
+import { type CommonOptions, commonOptions } from "../options.ts";
 import type { PostgresLockOptions, PostgresLocksOptions } from "./types.ts";
 
 /** The default lease: how long a holder that stopped answering keeps the lock. */
@@ -26,10 +27,7 @@ export interface ValidLocksOptions {
 }
 
 /** Lock options after validation. */
-export interface ValidLockOptions {
-  shared: boolean;
-  timeout: number;
-  signal: AbortSignal | undefined;
+export interface ValidLockOptions extends CommonOptions {
   onCompromised: ((error: LockError) => void) | undefined;
 }
 
@@ -79,32 +77,15 @@ export function lockName(name: unknown): string {
   return name;
 }
 
-/** Validates lock options and fills in defaults. */
+/**
+ * Validates lock options and fills in defaults: `shared`, `timeout` and
+ * `signal` as the file API does (`commonOptions`), and `onCompromised`.
+ */
 export function lockOptions(options: unknown): ValidLockOptions {
-  if (options !== undefined && (typeof options !== "object" || options === null)) {
-    throw new TypeError(
-      `options must be an object, got ${options === null ? "null" : typeof options}`,
-    );
-  }
+  const { shared, timeout, signal } = commonOptions(options);
   const o = (options ?? {}) as PostgresLockOptions;
-  if (o.shared !== undefined && typeof o.shared !== "boolean") {
-    throw new TypeError("options.shared must be a boolean");
-  }
-  const timeout = o.timeout ?? Infinity;
-  if (typeof timeout !== "number") throw new TypeError("options.timeout must be a number");
-  if (Number.isNaN(timeout) || timeout < 0) {
-    throw new RangeError(`options.timeout must be >= 0 or Infinity, got ${timeout}`);
-  }
-  const signal = o.signal;
-  if (
-    signal !== undefined &&
-    (typeof signal !== "object" || signal === null || typeof signal.aborted !== "boolean" ||
-      typeof signal.addEventListener !== "function")
-  ) {
-    throw new TypeError("options.signal must be an AbortSignal");
-  }
   if (o.onCompromised !== undefined && typeof o.onCompromised !== "function") {
     throw new TypeError("options.onCompromised must be a function");
   }
-  return { shared: o.shared ?? false, timeout, signal, onCompromised: o.onCompromised };
+  return { shared, timeout, signal, onCompromised: o.onCompromised };
 }
