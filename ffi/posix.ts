@@ -13,27 +13,14 @@ import type {
   EncodedPath,
   ErrnoLookup,
   FileIdentity,
-  FileKind,
   FilesystemInfo,
 } from "./types.ts";
-import { FileKind as Kind, setIdentity } from "./types.ts";
-import type {
-  PosixTable,
-  ProcessInfoLayout,
-  StatfsLayout,
-  StatLayout,
-  StatSymbols,
-} from "./posix_tables.ts";
+import type { PosixTable, StatSymbols } from "./posix_tables.ts";
+import { encodeCString, readStat, readStatfs, startTokenFromProcessInfo } from "./posix_structs.ts";
+import { type ExecCall, execution } from "./posix_exec.ts";
 
-const encoder = new TextEncoder();
-
-/** UTF-8 bytes of `path` followed by a NUL, as `open(2)` wants them. */
-function encodeCString(path: string): Uint8Array {
-  const bytes = encoder.encode(path);
-  const out = new Uint8Array(bytes.length + 1);
-  out.set(bytes);
-  return out;
-}
+export { startTokenFromProcessInfo } from "./posix_structs.ts";
+export type { ExecCall } from "./posix_exec.ts";
 
 /** Builds the errno lookups of a table. */
 export function errnoLookup(table: PosixTable): ErrnoLookup {
@@ -45,95 +32,6 @@ export function errnoLookup(table: PosixTable): ErrnoLookup {
     errnoName: (errno) => names.get(errno) ?? `E${errno}`,
     errnoNumber: (name) => table.errno[name] ?? -1,
   };
-}
-
-const S_IFMT = 0o170000;
-const S_IFDIR = 0o040000;
-const S_IFREG = 0o100000;
-const S_IFLNK = 0o120000;
-
-/** Maps `st_mode` to a {@linkcode FileKind}. */
-function kindOfMode(mode: number): FileKind {
-  const type = mode & S_IFMT;
-  return type === S_IFREG
-    ? Kind.FILE
-    : type === S_IFDIR
-    ? Kind.DIRECTORY
-    : type === S_IFLNK
-    ? Kind.SYMLINK
-    : Kind.OTHER;
-}
-
-/** Reads dev/ino/kind/owner/mode out of a raw `struct stat` into an identity buffer. */
-function readStat(layout: StatLayout, view: DataView, out: FileIdentity): void {
-  const mode = layout.modeSize === 4
-    ? view.getUint32(layout.modeOffset, true)
-    : view.getUint16(layout.modeOffset, true);
-  setIdentity(
-    out,
-    view.getUint32(layout.devOffset, true),
-    layout.devSize === 8 ? view.getUint32(layout.devOffset + 4, true) : 0,
-    view.getUint32(layout.inoOffset, true),
-    view.getUint32(layout.inoOffset + 4, true),
-    kindOfMode(mode),
-    view.getUint32(layout.uidOffset, true),
-    mode,
-  );
-}
-
-const decoder = new TextDecoder();
-
-/** Reads what a raw `struct statfs` says into `out`. */
-function readStatfs(layout: StatfsLayout, view: DataView, out: FilesystemInfo): void {
-  out.magic = layout.typeOffset === undefined ? 0 : view.getUint32(layout.typeOffset, true);
-  out.local = layout.flagsOffset === undefined
-    ? undefined
-    : (view.getUint32(layout.flagsOffset, true) & layout.localFlag!) !== 0;
-  if (layout.nameOffset === undefined) {
-    out.name = "";
-  } else {
-    const bytes = new Uint8Array(view.buffer, layout.nameOffset, 16);
-    const end = bytes.indexOf(0);
-    out.name = decoder.decode(bytes.subarray(0, end < 0 ? 16 : end));
-  }
-}
-
-/** 2000-01-01: no process running now started before it. */
-const EARLIEST_START_SECONDS = 946_684_800;
-
-/**
- * The start token in a `proc_bsdinfo` that `proc_pidinfo` filled (`written`
- * bytes), or `undefined` unless the answer is self-consistent: the whole
- * struct was written, it names `pid`, and the start time is a plausible wall
- * clock time. A layout mistake so gives no token (the holder is judged by
- * signal 0 alone) rather than one that changes and makes a live holder look
- * stale.
- *
- * @example
- * ```ts
- * import { startTokenFromProcessInfo } from "./posix.ts";
- * import { DARWIN_PROC_BSDINFO } from "./posix_tables.ts";
- * const view = new DataView(new ArrayBuffer(DARWIN_PROC_BSDINFO.size));
- * startTokenFromProcessInfo(DARWIN_PROC_BSDINFO, view, 0, 42, Date.now()); // undefined
- * ```
- */
-export function startTokenFromProcessInfo(
-  layout: ProcessInfoLayout,
-  view: DataView,
-  written: number,
-  pid: number,
-  nowMs: number,
-): string | undefined {
-  if (written !== layout.size || view.getUint32(layout.pidOffset, true) !== pid) return undefined;
-  const seconds = Number(view.getBigUint64(layout.startSecondsOffset, true));
-  const microseconds = Number(view.getBigUint64(layout.startMicrosecondsOffset, true));
-  if (
-    seconds < EARLIEST_START_SECONDS || seconds * 1000 > nowMs + 86_400_000 ||
-    microseconds >= 1_000_000
-  ) {
-    return undefined;
-  }
-  return `mac:${seconds}.${String(microseconds).padStart(6, "0")}`;
 }
 
 /**
@@ -167,13 +65,6 @@ export interface RawLibc {
   statfs(path: EncodedPath, buffer: Uint8Array): number;
   geteuid(): number;
 }
-
-/**
- * `execvp(file, argv)` as a runtime's FFI can call it: given the C strings,
- * it builds the NULL-terminated pointer array (how is the runtime's own) and
- * returns `execvp`'s -1 on failure.
- */
-export type ExecCall = (file: Uint8Array, argv: readonly Uint8Array[]) => number;
 
 /**
  * Wraps raw libc calls into a {@linkcode Binding}: each call maps a C failure
@@ -255,7 +146,11 @@ export function posixBinding(
       const copy = rawDup(fd);
       return copy >= 0 ? copy : -readErrno();
     },
-    ...execution(table, bindExec, readErrno, raw),
+    ...execution(
+      bindExec === undefined ? undefined : loadOrNothing(table, bindExec),
+      readErrno,
+      raw,
+    ),
     ...processStartTime(table, bindProcessInfo),
   };
 }
@@ -288,35 +183,13 @@ function processStartTime(
   };
 }
 
-/** `exec` where `execvp` could be bound, else nothing (the CLI then says `-F` is not possible). */
-function execution(
-  table: PosixTable,
-  bind: ((library: string) => ExecCall) | undefined,
-  readErrno: () => number,
-  raw: RawLibc,
-): Pick<Binding, "exec"> {
-  if (bind === undefined) return {};
-  let call: ExecCall;
+/** What `loadFirst` binds, or `undefined` where nothing binds: an optional call is left out. */
+function loadOrNothing<T>(table: PosixTable, bind: (library: string) => T): T | undefined {
   try {
-    call = loadFirst(table, bind).loaded;
+    return loadFirst(table, bind).loaded;
   } catch {
-    return {};
+    return undefined;
   }
-  return {
-    exec(argv: readonly string[]): number {
-      // The runtime may have marked its standard streams close-on-exec (libuv
-      // does): a copy made with dup2 is not, so the command keeps them.
-      for (let fd = 0; fd <= 2; fd++) {
-        const copy = raw.dup(fd);
-        if (copy < 0) continue;
-        raw.dup2(copy, fd);
-        raw.close(copy);
-      }
-      const strings = argv.map(encodeCString);
-      call(strings[0], strings);
-      return -readErrno();
-    },
-  };
 }
 
 /**

@@ -9,62 +9,10 @@
 
 import { backendRequestProblem } from "../options.ts";
 import type { BackendRequest } from "../types.ts";
+import { longOption, SHORT } from "./option_table.ts";
+import { UsageError } from "./usage.ts";
 
-/** The help text. */
-export const USAGE = `Usage:
- filelock [options] <file>|<directory> <command> [<argument>...]
- filelock [options] <file>|<directory> -c <command>
- filelock [options] <file descriptor number>
- filelock --status <file>|<directory>
- filelock --probe [<file>|<directory>]
-
-Runs a command while holding a lock on a file (created if missing) or a
-directory, or locks a descriptor the shell opened. A drop-in flock(1) that
-works with Deno, Bun and Node, and excludes flock(1) and every other flock(2)
-user of the same file.
-
-Options (those of flock(1)):
- -s, --shared                   get a shared lock
- -x, -e, --exclusive            get an exclusive lock (the default)
- -u, --unlock                   remove a lock (descriptor mode)
- -n, --nb, --nonblock[ing]      fail rather than wait
- -w, --wait, --timeout <secs>   wait at most this long (fractions allowed; 0: one try)
- -E, --conflict-exit-code <n>   exit code after a conflict or a timeout (0 to 255)
- -o, --close                    the command does not inherit the lock
- -c, --command <command>        run a single command string through the shell
- -F, --no-fork                  replace filelock with the command (keeps the lock)
- -v, --verbose                  say how long getting the lock took, what runs, who holds it
- -h, --help                     display this help
- -V, --version                  display the version
-
-Options of filelock's own:
-     --status                   print whether the lock is held and by whom, and
-                                its filesystem; exit 0 when free, 1 when held
-     --probe [<path>]           print which backend this runtime uses, and why, as
-                                JSON; with a lock path, also its filesystem
-     --backend <name>           auto (default), ffi, native or pidfile
-     --remove                   remove the lock file on release (exclusive locks)
-
-Long options may be abbreviated to any unique prefix (those of flock(1) first).
-
-Like flock(1), it prints nothing but the command's output unless -v is given
-or stderr is a terminal; then a line on stderr shows the wait and the holder.
-SIGINT and SIGTERM are passed on to the command; the lock is released after
-the command has exited. The command inherits the locked descriptor (as with
-flock(1)), so that it keeps holding the lock if filelock itself is killed;
-with -o it does not. (The pidfile and native backends cannot pass it on.)
-
-Exit codes:
-  the command's own code (128+N when it dies of signal N)
-  1 (or -E)  the lock is held (-n) or the timeout passed (-w)
-  64         bad usage
-  65         the descriptor cannot be locked
-  66         the lock file cannot be opened
-  69         the command cannot be run, or the backend is not available
-`;
-
-/** A mistake on the command line: printed with a hint to --help, exit 64. */
-export class UsageError extends Error {}
+export { USAGE, UsageError } from "./usage.ts";
 
 /** The parsed command line. */
 export interface Options {
@@ -88,55 +36,6 @@ export interface Options {
   shellCommand: string | undefined;
 }
 
-/** One long option: its name, whether it takes a value, and the short letter (or key) it stands for. */
-interface LongOption {
-  readonly name: string;
-  readonly value: boolean;
-  readonly key: string;
-}
-
-/** flock(1)'s long options (util-linux), which abbreviations resolve among first. */
-const FLOCK_OPTIONS: readonly LongOption[] = [
-  { name: "shared", value: false, key: "s" },
-  { name: "exclusive", value: false, key: "x" },
-  { name: "unlock", value: false, key: "u" },
-  // --nonblock, the spelling flock(1)'s manual uses, is an abbreviation of --nonblocking.
-  { name: "nonblocking", value: false, key: "n" },
-  { name: "nb", value: false, key: "n" },
-  { name: "timeout", value: true, key: "w" },
-  { name: "wait", value: true, key: "w" },
-  { name: "conflict-exit-code", value: true, key: "E" },
-  { name: "close", value: false, key: "o" },
-  { name: "no-fork", value: false, key: "F" },
-  { name: "verbose", value: false, key: "v" },
-  { name: "help", value: false, key: "h" },
-  { name: "version", value: false, key: "V" },
-];
-
-/** filelock's own long options. */
-const OWN_OPTIONS: readonly LongOption[] = [
-  { name: "status", value: false, key: "status" },
-  { name: "probe", value: false, key: "probe" },
-  { name: "backend", value: true, key: "backend" },
-  { name: "remove", value: false, key: "remove" },
-];
-
-/** Short options, and whether each takes a value. */
-const SHORT: Readonly<Record<string, boolean>> = {
-  s: false,
-  x: false,
-  e: false,
-  u: false,
-  n: false,
-  o: false,
-  F: false,
-  v: false,
-  h: false,
-  V: false,
-  w: true,
-  E: true,
-};
-
 function parseSeconds(text: string): number {
   const value = Number(text);
   if (text.trim() === "" || !Number.isFinite(value) || value < 0) {
@@ -152,29 +51,6 @@ function parseExitCode(text: string): number {
   }
   if (value < 0 || value > 255) throw new UsageError("exit code out of range (expected 0 to 255)");
   return value;
-}
-
-/**
- * The long option `name` stands for: an exact name, else the one option that
- * all its prefix matches stand for, looking among flock(1)'s options before
- * filelock's own (so that every abbreviation flock(1) takes means the same).
- */
-function longOption(name: string, written: string): LongOption {
-  for (const table of [FLOCK_OPTIONS, OWN_OPTIONS]) {
-    const exact = table.find((option) => option.name === name);
-    if (exact) return exact;
-  }
-  for (const table of [FLOCK_OPTIONS, OWN_OPTIONS]) {
-    const matches = table.filter((option) => option.name.startsWith(name));
-    if (matches.length === 0) continue;
-    if (new Set(matches.map((option) => option.key)).size === 1) return matches[0];
-    throw new UsageError(
-      `option '${written}' is ambiguous; possibilities: ${
-        matches.map((option) => `'--${option.name}'`).join(" ")
-      }`,
-    );
-  }
-  throw new UsageError(`unrecognized option '${written}'`);
 }
 
 function apply(options: Options, key: string, value: string | undefined): void {

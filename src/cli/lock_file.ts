@@ -1,0 +1,87 @@
+/**
+ * Running a command under a lock on a file or directory: take the lock (or
+ * say who holds it), run the command, release.
+ *
+ * @module
+ */
+
+import { acquire, type Lock, LockError, LockTimeoutError, tryAcquire } from "../../mod.ts";
+import { missingDenoFlags } from "../../ffi/runtime.ts";
+import { inheritableDescriptor } from "../kernel/lock.ts";
+import type { Options } from "./args.ts";
+import { runCommand, shellArgv } from "./command.ts";
+import { errorExitCode, EX_UNAVAILABLE } from "./exit_codes.ts";
+import { execInPlace } from "./no_fork.ts";
+import { conflict, talkative, timedOut, timeoutMs, tookLine } from "./output.ts";
+import { type CliOutput, holderText, safeInspect, startWaitingLine } from "./report.ts";
+
+/** The lock on the file, or an exit code (conflict, timeout, error). */
+async function take(options: Options, out: CliOutput): Promise<Lock | number> {
+  const lockOptions = {
+    shared: options.kind === "shared",
+    backend: options.backend,
+    removeOnRelease: options.remove,
+  };
+  const started = performance.now();
+  const seconds = () => ((performance.now() - started) / 1000).toFixed(1);
+  let lock: Lock | null = null;
+  let waitingLine: (() => void) | undefined;
+  try {
+    lock = tryAcquire(options.lockfile, lockOptions);
+    if (lock === null) {
+      const current = talkative(options, out)
+        ? safeInspect(options.lockfile, options.backend)
+        : undefined;
+      const timeout = timeoutMs(options);
+      if (timeout === 0) return conflict(options, out, options.lockfile, holderText(current));
+      waitingLine = startWaitingLine(options, out, seconds, current);
+      lock = await acquire(options.lockfile, { ...lockOptions, timeout });
+    }
+  } catch (error) {
+    waitingLine?.();
+    if (error instanceof LockTimeoutError) {
+      return timedOut(options, out, options.lockfile, holderText({ holders: error.holders }));
+    }
+    if (error instanceof LockError) {
+      out.stderr(`filelock: cannot lock ${options.lockfile}: ${error.message}\n`);
+      return errorExitCode(error);
+    }
+    throw error;
+  }
+  waitingLine?.();
+  tookLine(options, out, started);
+  return lock;
+}
+
+/** Runs a command under a lock on a file or directory. */
+export async function lockFile(options: Options, out: CliOutput): Promise<number> {
+  const argv = options.shellCommand !== undefined
+    ? shellArgv(options.shellCommand)
+    : options.command;
+  // Deno refuses what it was not allowed: say which flag, before taking the lock.
+  const missing = missingDenoFlags(
+    options.noFork ? [] : [{ name: "run", command: argv[0] }, { name: "env" }],
+  );
+  if (missing.length > 0) {
+    out.stderr(
+      `filelock: Deno needs ${
+        missing.join(" ")
+      } to run the command with its environment; run it again with ${
+        missing.length > 1 ? "those flags" : "that flag"
+      }\n`,
+    );
+    return EX_UNAVAILABLE;
+  }
+  // -u on a file unlocks a descriptor nobody else has: as with flock(1), the command just runs.
+  const lock = options.kind === "unlock" ? undefined : await take(options, out);
+  if (typeof lock === "number") return lock;
+  if (lock !== undefined && options.noFork) return await execInPlace(lock, argv, options, out);
+  const lockDescriptor = options.close || lock === undefined
+    ? undefined
+    : inheritableDescriptor(lock);
+  try {
+    return await runCommand(argv, out, options.verbose, lockDescriptor);
+  } finally {
+    await lock?.release();
+  }
+}

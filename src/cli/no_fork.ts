@@ -1,0 +1,50 @@
+/**
+ * `-F` (`--no-fork`): the command replaces `filelock` through `execvp`, and
+ * keeps the lock.
+ *
+ * @module
+ */
+
+import type { Lock } from "../../mod.ts";
+import { ffiBinding } from "../../ffi/runtime.ts";
+import { inheritableDescriptor } from "../kernel/lock.ts";
+import type { Options } from "./args.ts";
+import { EX_OSERR, EX_UNAVAILABLE } from "./exit_codes.ts";
+import { type CliOutput, strerror } from "./report.ts";
+
+/**
+ * `-F`: replaces this process with the command, which keeps the lock (a
+ * duplicate of the locked descriptor survives `exec`; a pidfile record names
+ * the same pid). Returns only when that is impossible or `exec` fails.
+ */
+export async function execInPlace(
+  lock: Lock,
+  argv: string[],
+  options: Options,
+  out: CliOutput,
+): Promise<number> {
+  const binding = ffiBinding().binding;
+  const fd = inheritableDescriptor(lock);
+  let kept = -1;
+  if (binding?.exec !== undefined && (fd !== undefined || lock.backend === "pidfile")) {
+    if (fd !== undefined) kept = binding.dup?.(fd) ?? -1;
+    if (fd === undefined || kept >= 0) {
+      if (options.verbose) out.stdout(`filelock: executing ${argv[0]}\n`);
+      const failed = binding.exec(argv);
+      if (kept >= 0) binding.close(kept);
+      const code = binding.errnoName(-failed);
+      out.stderr(`filelock: failed to execute ${argv[0]}: ${strerror(code)}\n`);
+      await lock.release();
+      return code === "ENOMEM" ? EX_OSERR : EX_UNAVAILABLE;
+    }
+  }
+  await lock.release();
+  out.stderr(
+    `filelock: -F (--no-fork) needs the FFI backend with ${
+      lock.backend === "pidfile" ? "" : "its own "
+    }descriptors to keep the lock across exec; this process locked with ${lock.backend}${
+      binding ? "" : ` (${ffiBinding().reason})`
+    }\n`,
+  );
+  return EX_UNAVAILABLE;
+}
