@@ -58,9 +58,13 @@ export const SHORT: Readonly<Record<string, boolean>> = {
 };
 
 /**
- * The long option `name` stands for: an exact name, else the one option that
- * all its prefix matches stand for, looking among flock(1)'s options before
- * filelock's own (so that every abbreviation flock(1) takes means the same).
+ * The long option `name` stands for: an exact name, else the first option
+ * its prefix matches, looking among flock(1)'s options before filelock's own
+ * (so that every abbreviation flock(1) takes means the same). As in glibc's
+ * getopt_long, a prefix is ambiguous when a later match stands for something
+ * else than the first one (another key, or a value where it takes none), and
+ * the message lists the first match and those others only: `--n` names
+ * `--nonblocking` and `--no-fork`, not `--nb`, which is `--nonblocking` again.
  */
 export function longOption(name: string, written: string): LongOption {
   for (const table of [FLOCK_OPTIONS, OWN_OPTIONS]) {
@@ -70,10 +74,14 @@ export function longOption(name: string, written: string): LongOption {
   for (const table of [FLOCK_OPTIONS, OWN_OPTIONS]) {
     const matches = table.filter((option) => option.name.startsWith(name));
     if (matches.length === 0) continue;
-    if (new Set(matches.map((option) => option.key)).size === 1) return matches[0];
+    const [first] = matches;
+    const listed = matches.filter((option) =>
+      option === first || option.key !== first.key || option.value !== first.value
+    );
+    if (listed.length === 1) return first;
     throw new UsageError(
       `option '${written}' is ambiguous; possibilities: ${
-        matches.map((option) => `'--${option.name}'`).join(" ")
+        listed.map((option) => `'--${option.name}'`).join(" ")
       }`,
     );
   }

@@ -85,6 +85,15 @@ test(`${runtimeName}: args: long options abbreviate to a unique prefix, flock(1)
     ["--no", "x", "true"],
     /ambiguous; possibilities: '--nonblocking' '--no-fork'/,
   );
+  // As glibc's getopt_long lists them: --nb is --nonblocking again, so it is not a possibility.
+  refused(
+    ["--n", "x", "true"],
+    /^option '--n' is ambiguous; possibilities: '--nonblocking' '--no-fork'$/,
+  );
+  refused(
+    ["--ver", "x", "true"],
+    /^option '--ver' is ambiguous; possibilities: '--verbose' '--version'$/,
+  );
 });
 
 test(`${runtimeName}: args: one argument is a descriptor, as flock(1) reads it`, () => {

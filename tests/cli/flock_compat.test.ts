@@ -191,3 +191,20 @@ test(
     assert.equal(free.code, 0, "a missing lock file in an existing directory is free");
   }),
 );
+
+test(
+  `${runtimeName}: flock(1) compat: an ambiguous abbreviation is reported in flock(1)'s words`,
+  { skip: flockSkip },
+  async () => {
+    for (const abbreviation of ["--n", "--no", "--c", "--ver"]) {
+      const [ours, theirs] = await Promise.all([
+        finish(start([...cli(), abbreviation, "x.lock", "true"])),
+        finish(start(["flock", abbreviation, "x.lock", "true"])),
+      ]);
+      assert.equal(ours.code, theirs.code, abbreviation);
+      // The first line; the second names each program's --help.
+      const first = (text: string) => text.split("\n")[0].replace(/^\S+: /, "flock: ");
+      assert.equal(first(ours.stderr), first(theirs.stderr), abbreviation);
+    }
+  },
+);
