@@ -9,20 +9,33 @@ import { LockError, LockTimeoutError } from "../../mod.ts";
 import { ffiBinding } from "../../ffi/runtime.ts";
 import type { Binding } from "../../ffi/types.ts";
 import { DescriptorLocking, unlockDescriptor } from "../kernel/descriptor.ts";
+import { resolveBackend, type ResolvedBackend } from "../probe.ts";
 import { settle, wait, waitSync } from "../wait.ts";
 import type { Options } from "./args.ts";
 import { EX_DATAERR, EX_OSERR, EX_UNAVAILABLE } from "./exit_codes.ts";
 import { conflict, timedOut, timeoutMs, tookLine } from "./output.ts";
 import { type CliOutput, strerror } from "./report.ts";
 
-/** The binding that can lock a descriptor the shell passed in, or why there is none. */
+/**
+ * The binding that can lock a descriptor the shell passed in, or why there is
+ * none. The request is resolved as for a lock file (`--backend`, else
+ * `FILELOCK_BACKEND`, else auto), so that the variable and the option agree:
+ * only the FFI backend can `flock` a descriptor it did not open.
+ */
 function descriptorBinding(options: Options): Binding | string {
-  if (options.backend === "native" || options.backend === "pidfile") {
-    return `the ${options.backend} backend cannot lock a descriptor it did not open`;
+  let resolved: ResolvedBackend;
+  try {
+    resolved = resolveBackend(options.backend);
+  } catch (error) {
+    if (error instanceof LockError) return error.message; // asked for, and not available here
+    throw error;
   }
-  const ffi = ffiBinding();
-  if (ffi.binding?.osDescriptors) return ffi.binding;
-  return `locking a descriptor needs the FFI backend (flock on the shell's own descriptor), and ${ffi.reason}`;
+  if (resolved.binding?.osDescriptors) return resolved.binding;
+  if (!resolved.mayFallBack) {
+    const request = resolved.result.backend === "deno-native" ? "native" : resolved.result.backend;
+    return `the ${request} backend cannot lock a descriptor it did not open`;
+  }
+  return `locking a descriptor needs the FFI backend (flock on the shell's own descriptor), and ${ffiBinding().reason}`;
 }
 
 /** Descriptor mode: lock (or unlock) descriptor N, as `flock N` does; the shell keeps the lock. */
