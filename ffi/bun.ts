@@ -62,6 +62,8 @@ export function createBunBinding(ffi: BunFfi, table: PosixTable): Binding {
       dup2: { args: ["i32", "i32"], returns: "i32" },
       [table.statfs.symbol]: { args: ["ptr", "ptr"], returns: "i32" },
       geteuid: { args: [], returns: "u32" },
+      fcntl: { args: ["i32", "i32", ...padding, "i64"], returns: "i32" },
+      sigaction: { args: ["i32", "ptr", "ptr"], returns: "i32" },
       [table.errnoLocation]: { args: [], returns: "ptr" },
     }).symbols;
     return {

@@ -37,6 +37,8 @@ export function createDenoBinding(table: PosixTable): Binding {
       dup2: { parameters: ["i32", "i32"], result: "i32" },
       statfs: { name: table.statfs.symbol, parameters: ["buffer", "buffer"], result: "i32" },
       geteuid: { parameters: [], result: "u32" },
+      fcntl: { parameters: ["i32", "i32", ...padding, "i64"], result: "i32" },
+      sigaction: { parameters: ["i32", "buffer", "buffer"], result: "i32" },
       errnoLocation: { name: table.errnoLocation, parameters: [], result: "pointer" },
     }).symbols;
   });

@@ -63,6 +63,8 @@ export function createNodeBinding(koffi: Koffi, table: PosixTable): Binding {
       dup2: fn("dup2", ["int", "int"]),
       statfs: fn(table.statfs.symbol, ["const void *", "void *"]),
       geteuid: lib.func("geteuid", "uint32_t", []),
+      fcntl: fn("fcntl", ["int", "int", ...padding, "int64_t"]),
+      sigaction: fn("sigaction", ["int", "const void *", "void *"]),
     } as unknown as RawLibc;
   });
   return posixBinding(

@@ -46,7 +46,7 @@ export type ProcessInfoCall = (
   size: number,
 ) => number;
 
-/** The dummy register arguments that put `open`'s mode where `va_arg` reads it. */
+/** The dummy register arguments that put `open`'s mode (and `fcntl`'s argument) where `va_arg` reads it. */
 export function variadicPadding(table: PosixTable): number[] {
   return new Array<number>(table.variadicPadding).fill(0);
 }
@@ -64,6 +64,10 @@ export interface RawLibc {
   dup2(fd: number, target: number): number;
   statfs(path: EncodedPath, buffer: Uint8Array): number;
   geteuid(): number;
+  /** `fcntl(fd, command, ...padding, argument)`: variadic, padded as `open` is. */
+  fcntl?(fd: number, command: number, ...argumentAndPadding: number[]): number;
+  /** `sigaction(signal, action, old)`, either struct `null`. */
+  sigaction?(signal: number, action: Uint8Array | null, old: Uint8Array | null): number;
 }
 
 /**
@@ -146,12 +150,33 @@ export function posixBinding(
       const copy = rawDup(fd);
       return copy >= 0 ? copy : -readErrno();
     },
+    ...descriptorFlags(raw, pad, readErrno),
     ...execution(
       bindExec === undefined ? undefined : loadOrNothing(table, bindExec),
       readErrno,
       raw,
+      table,
     ),
     ...processStartTime(table, bindProcessInfo),
+  };
+}
+
+/** `fcntl` where the runtime's binding bound it. */
+function descriptorFlags(
+  raw: RawLibc,
+  pad: readonly number[],
+  readErrno: () => number,
+): Pick<Binding, "fcntl"> {
+  const rawFcntl = raw.fcntl;
+  if (rawFcntl === undefined) return {};
+  return {
+    fcntl(fd: number, command: number, argument: number): number {
+      // -1 is failure; other negative results (F_GETOWN's process group) are answers.
+      const result = pad.length === 0
+        ? rawFcntl(fd, command, argument)
+        : rawFcntl(fd, command, ...pad, argument);
+      return result === -1 ? -readErrno() : result;
+    },
   };
 }
 

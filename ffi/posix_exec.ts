@@ -1,11 +1,13 @@
 /**
- * `execvp(3)` for the POSIX binding: how each runtime's FFI calls it, and the
- * binding's `exec`, where it could be bound.
+ * The process calls of the POSIX binding that `-F` needs: `execvp(3)` (how
+ * each runtime's FFI calls it) and `sigaction(2)`. Each makes one call and
+ * reports errno; what to change before `exec` is decided in `src/cli/`.
  *
  * @module
  */
 
 import type { Binding } from "./types.ts";
+import type { PosixTable } from "./posix_tables.ts";
 import type { RawLibc } from "./posix.ts";
 import { encodeCString } from "./posix_structs.ts";
 
@@ -16,26 +18,52 @@ import { encodeCString } from "./posix_structs.ts";
  */
 export type ExecCall = (file: Uint8Array, argv: readonly Uint8Array[]) => number;
 
-/** `exec` where `execvp` could be bound, else nothing (the CLI then says `-F` is not possible). */
+/**
+ * `exec` where `execvp` could be bound, and `sigaction` where the runtime's
+ * binding bound it; nothing otherwise (the CLI then says `-F` is not possible).
+ */
 export function execution(
   call: ExecCall | undefined,
   readErrno: () => number,
   raw: RawLibc,
-): Pick<Binding, "exec"> {
-  if (call === undefined) return {};
+  table: PosixTable,
+): Pick<Binding, "exec" | "sigaction" | "posixConstants"> {
   return {
-    exec(argv: readonly string[]): number {
-      // The runtime may have marked its standard streams close-on-exec (libuv
-      // does): a copy made with dup2 is not, so the command keeps them.
-      for (let fd = 0; fd <= 2; fd++) {
-        const copy = raw.dup(fd);
-        if (copy < 0) continue;
-        raw.dup2(copy, fd);
-        raw.close(copy);
+    posixConstants: table.posixConstants,
+    ...signals(raw, readErrno, table),
+    ...(call === undefined ? {} : {
+      exec(argv: readonly string[]): number {
+        const strings = argv.map(encodeCString);
+        call(strings[0], strings);
+        return -readErrno();
+      },
+    }),
+  };
+}
+
+/** `sigaction` with a `SIG_DFL`/`SIG_IGN` handler (or none), answering the handler it had. */
+function signals(
+  raw: RawLibc,
+  readErrno: () => number,
+  table: PosixTable,
+): Pick<Binding, "sigaction"> {
+  const rawSigaction = raw.sigaction;
+  if (rawSigaction === undefined) return {};
+  const { size, handlerOffset } = table.sigaction;
+  const action = new Uint8Array(size);
+  const actionView = new DataView(action.buffer);
+  const old = new Uint8Array(size);
+  const oldView = new DataView(old.buffer);
+  return {
+    sigaction(signal: number, handler?: number): number {
+      if (handler !== undefined) {
+        action.fill(0); // an empty mask, no flags
+        actionView.setBigUint64(handlerOffset, BigInt(handler), true);
       }
-      const strings = argv.map(encodeCString);
-      call(strings[0], strings);
-      return -readErrno();
+      if (rawSigaction(signal, handler === undefined ? null : action, old) !== 0) {
+        return -readErrno();
+      }
+      return Number(oldView.getBigUint64(handlerOffset, true));
     },
   };
 }

@@ -7,7 +7,7 @@
  * @module
  */
 
-import type { OpenConstants } from "./types.ts";
+import type { OpenConstants, PosixConstants } from "./types.ts";
 
 /** Where `st_dev`, `st_ino` and `st_mode` live in `struct stat`, and their sizes. */
 export interface StatLayout {
@@ -39,6 +39,14 @@ export interface StatfsLayout {
   readonly nameOffset?: number;
 }
 
+/** `struct sigaction`: how much to allocate, and where the handler (a pointer) is. */
+export interface SigactionLayout {
+  /** Size to allocate (at least `sizeof(struct sigaction)`). */
+  readonly size: number;
+  /** `sa_handler`, 8 bytes. */
+  readonly handlerOffset: number;
+}
+
 /** Symbol names to bind for `fstat`/`lstat` and the calling convention. */
 export interface StatSymbols {
   /** `fstat` flavour: plain `fstat(fd, buf)` or glibc's old `__fxstat(ver, fd, buf)`. */
@@ -64,12 +72,16 @@ export interface PosixTable {
   readonly stat: StatLayout;
   readonly statfs: StatfsLayout;
   /**
-   * `open` is variadic. Where variadic arguments go on the stack (Apple arm64),
-   * `mode` must be passed after this many dummy 64-bit register arguments so
-   * that it lands where `va_arg` reads it. 0 elsewhere.
+   * `open` and `fcntl` are variadic, with two fixed arguments each. Where
+   * variadic arguments go on the stack (Apple arm64), the third (`mode`, the
+   * `fcntl` argument) must be passed after this many dummy 64-bit register
+   * arguments so that it lands where `va_arg` reads it. 0 elsewhere.
    */
   readonly variadicPadding: number;
   readonly constants: OpenConstants;
+  /** `fcntl` and `sigaction` constants. */
+  readonly posixConstants: PosixConstants;
+  readonly sigaction: SigactionLayout;
   /** errno name -> number. */
   readonly errno: Readonly<Record<string, number>>;
   /** Where a process's start time comes from, on an OS without /proc (macOS). */
@@ -107,6 +119,45 @@ export const DARWIN_PROC_BSDINFO: ProcessInfoLayout = {
 };
 
 const LOCK = { LOCK_SH: 1, LOCK_EX: 2, LOCK_NB: 4, LOCK_UN: 8 } as const;
+
+/** `fcntl` commands and flags, the same on Linux and macOS. */
+const FCNTL = {
+  F_GETFD: 1,
+  F_SETFD: 2,
+  FD_CLOEXEC: 1,
+  F_GETFL: 3,
+  F_SETFL: 4,
+  O_ACCMODE: 3,
+} as const;
+
+/** Linux (x86_64 and aarch64): 64 signals (`_NSIG` 65). */
+const LINUX_POSIX: PosixConstants = {
+  ...FCNTL,
+  SIG_DFL: 0,
+  SIG_IGN: 1,
+  SIGNAL_MAX: 64,
+  SIGPIPE: 13,
+  SIGXFSZ: 25,
+};
+
+/** macOS: 31 signals (`NSIG` 32). */
+const DARWIN_POSIX: PosixConstants = {
+  ...FCNTL,
+  SIG_DFL: 0,
+  SIG_IGN: 1,
+  SIGNAL_MAX: 31,
+  SIGPIPE: 13,
+  SIGXFSZ: 25,
+};
+
+/**
+ * `struct sigaction` on 64-bit Linux (glibc and musl): `sa_handler` first,
+ * 152 bytes in all (handler, a 128-byte mask, flags, restorer).
+ */
+const LINUX_SIGACTION: SigactionLayout = { size: 152, handlerOffset: 0 };
+
+/** `struct sigaction` on macOS: `sa_handler` (8), `sa_mask` (4), `sa_flags` (4). */
+const DARWIN_SIGACTION: SigactionLayout = { size: 16, handlerOffset: 0 };
 
 const LINUX_ERRNO: Readonly<Record<string, number>> = {
   EPERM: 1,
@@ -235,6 +286,8 @@ export const LINUX_X86_64: PosixTable = {
     O_NONBLOCK: 0o4000,
     ...LOCK,
   },
+  posixConstants: LINUX_POSIX,
+  sigaction: LINUX_SIGACTION,
   errno: LINUX_ERRNO,
 };
 
@@ -269,6 +322,8 @@ export const LINUX_AARCH64: PosixTable = {
     O_NONBLOCK: 0o4000,
     ...LOCK,
   },
+  posixConstants: LINUX_POSIX,
+  sigaction: LINUX_SIGACTION,
   errno: LINUX_ERRNO,
 };
 
@@ -304,6 +359,8 @@ export const DARWIN_X86_64: PosixTable = {
   stat: DARWIN_STAT,
   variadicPadding: 0,
   constants: DARWIN_CONSTANTS,
+  posixConstants: DARWIN_POSIX,
+  sigaction: DARWIN_SIGACTION,
   errno: DARWIN_ERRNO,
   processInfo: DARWIN_PROC_BSDINFO,
 };
@@ -319,6 +376,8 @@ export const DARWIN_AARCH64: PosixTable = {
   stat: DARWIN_STAT,
   variadicPadding: 6,
   constants: DARWIN_CONSTANTS,
+  posixConstants: DARWIN_POSIX,
+  sigaction: DARWIN_SIGACTION,
   errno: DARWIN_ERRNO,
   processInfo: DARWIN_PROC_BSDINFO,
 };

@@ -129,6 +129,35 @@ export interface OpenConstants {
   readonly LOCK_UN: number;
 }
 
+/**
+ * Constants of the POSIX calls that act on a process's descriptors and
+ * signals (`fcntl`, `sigaction`), which a POSIX FFI binding passes through.
+ */
+export interface PosixConstants {
+  /** `fcntl`: read the descriptor flags (`FD_CLOEXEC`). */
+  readonly F_GETFD: number;
+  /** `fcntl`: set the descriptor flags. */
+  readonly F_SETFD: number;
+  /** The close-on-exec descriptor flag. */
+  readonly FD_CLOEXEC: number;
+  /** `fcntl`: read the open file's status flags (`O_NONBLOCK`, the access mode). */
+  readonly F_GETFL: number;
+  /** `fcntl`: set the open file's status flags. */
+  readonly F_SETFL: number;
+  /** The access mode bits of the status flags (`O_RDONLY`, `O_WRONLY`, `O_RDWR`). */
+  readonly O_ACCMODE: number;
+  /** `sigaction`: the default action. */
+  readonly SIG_DFL: number;
+  /** `sigaction`: ignore the signal. */
+  readonly SIG_IGN: number;
+  /** The highest signal number (`NSIG - 1`). */
+  readonly SIGNAL_MAX: number;
+  /** Write to a pipe nobody reads. */
+  readonly SIGPIPE: number;
+  /** File size limit exceeded. */
+  readonly SIGXFSZ: number;
+}
+
 /** errno names and numbers of one OS (Windows: its error codes under POSIX names). */
 export interface ErrnoLookup {
   /** errno number to name (`2` -> `"ENOENT"`). */
@@ -186,9 +215,27 @@ export interface Binding extends ErrnoLookup {
   dup?(fd: number): number;
   /**
    * `execvp(3)`: replaces this process with `argv[0]`, found on `PATH`, run
-   * with `argv`. Returns only on failure, with `-errno`. POSIX FFI bindings only.
+   * with `argv`, with this process's descriptors (those not close-on-exec)
+   * and signal dispositions as they are. Returns only on failure, with
+   * `-errno`. POSIX FFI bindings only.
    */
   exec?(argv: readonly string[]): number;
+  /**
+   * `fcntl(2)` with an integer argument (`F_GETFL`, `F_SETFL`, `F_GETFD`,
+   * `F_SETFD`, ... of {@linkcode Binding.posixConstants}): what the call
+   * returns, or `-errno` where it returns -1. POSIX FFI bindings only.
+   */
+  fcntl?(fd: number, command: number, argument: number): number;
+  /**
+   * `sigaction(2)` on `signal`: with `handler` (`SIG_DFL` or `SIG_IGN`)
+   * installs it, with an empty mask and no flags; without, changes nothing.
+   * Returns the handler the signal had (`SIG_DFL`, `SIG_IGN`, or another
+   * number: a function's address, perhaps rounded), or `-errno`. POSIX FFI
+   * bindings only.
+   */
+  sigaction?(signal: number, handler?: number): number;
+  /** The constants of `fcntl` and `sigaction`, where the binding has them. */
+  readonly posixConstants?: PosixConstants;
 
   /**
    * The creation time of process `pid` as an opaque token, where the OS has

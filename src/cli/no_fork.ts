@@ -8,6 +8,7 @@
 import type { Lock } from "../../mod.ts";
 import { ffiBinding } from "../../ffi/runtime.ts";
 import { inheritableDescriptor } from "../kernel/lock.ts";
+import { canExec, prepareForExec } from "./exec_prep.ts";
 import type { Options } from "./args.ts";
 import { EX_OSERR, EX_UNAVAILABLE } from "./exit_codes.ts";
 import { type CliOutput, strerror } from "./report.ts";
@@ -25,12 +26,14 @@ export async function execInPlace(
 ): Promise<number> {
   const binding = ffiBinding().binding;
   const fd = inheritableDescriptor(lock);
-  let kept = -1;
-  if (binding?.exec !== undefined && (fd !== undefined || lock.backend === "pidfile")) {
-    if (fd !== undefined) kept = binding.dup?.(fd) ?? -1;
+  if (canExec(binding) && (fd !== undefined || lock.backend === "pidfile")) {
+    // A copy of the lock's descriptor, not close-on-exec, at the lowest free number.
+    const kept = fd === undefined ? -1 : binding.dup(fd);
     if (fd === undefined || kept >= 0) {
       if (options.verbose) out.stdout(`filelock: executing ${argv[0]}\n`);
+      const undo = prepareForExec(binding, kept >= 0 ? [kept] : []);
       const failed = binding.exec(argv);
+      undo();
       if (kept >= 0) binding.close(kept);
       const code = binding.errnoName(-failed);
       out.stderr(`filelock: failed to execute ${argv[0]}: ${strerror(code)}\n`);
