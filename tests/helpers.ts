@@ -9,7 +9,7 @@ import {
   statSync,
   writeFileSync,
 } from "node:fs";
-import { tmpdir } from "node:os";
+import { hostname, tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 
@@ -42,6 +42,24 @@ export async function deadPid(): Promise<number> {
   const child = spawn("true", [], { stdio: "ignore" });
   await exited(child);
   return child.pid!;
+}
+
+/**
+ * The bytes of a pidfile lock record: by default one naming this process on
+ * this host, without a start token; `fields` replace or add fields.
+ */
+export function pidfileRecord(fields: Record<string, unknown> = {}): string {
+  return `${
+    JSON.stringify({
+      pid: process.pid,
+      hostname: hostname(),
+      startToken: null,
+      acquiredAt: new Date().toISOString(),
+      token: "0123456789abcdef0123456789abcdef",
+      backend: "pidfile",
+      ...fields,
+    })
+  }\n`;
 }
 
 /** Child process flavours: each runs a TypeScript worker script. */

@@ -9,22 +9,7 @@ import { rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { acquire, LockTimeoutError, probe, tryAcquire } from "../../mod.ts";
 import { testHooks } from "../../src/kernel/engine.ts";
-import { deadPid, runtimeName, tempDir } from "../helpers.ts";
-import { hostname } from "node:os";
-
-/** A pidfile record naming `pid` on this host. */
-function record(pid: number): string {
-  return `${
-    JSON.stringify({
-      pid,
-      hostname: hostname(),
-      startToken: null,
-      acquiredAt: new Date().toISOString(),
-      token: "0123456789abcdef0123456789abcdef",
-      backend: "pidfile",
-    })
-  }\n`;
-}
+import { deadPid, pidfileRecord, runtimeName, tempDir } from "../helpers.ts";
 
 function withoutFlock(
   errno: string,
@@ -65,7 +50,7 @@ test(
     const dir = tempDir();
     const path = join(dir, "held.lock");
     // A stale record in a file that a kernel user now locks (the path changed modes).
-    writeFileSync(path, record(await deadPid()));
+    writeFileSync(path, pidfileRecord({ pid: await deadPid() }));
     const holder = tryAcquire(path); // a kernel lock, while flock works
     assert.ok(holder !== null && holder.backend === kernelBackend);
     const inode = statSync(path).ino;

@@ -14,7 +14,6 @@ import {
   utimesSync,
   writeFileSync,
 } from "node:fs";
-import { hostname } from "node:os";
 import { join } from "node:path";
 import { acquire, inspect, LockError, tryAcquire } from "../../mod.ts";
 import { guardPath } from "../../src/pidfile/attempt.ts";
@@ -26,6 +25,7 @@ import {
   hasCommand,
   inTemp,
   PIDFILE_FLAVOURS,
+  pidfileRecord,
   runtimeName,
   start,
   waitFor,
@@ -37,20 +37,6 @@ const OWN: Flavour = runtimeName === "deno" ? "deno-plain" : runtimeName as Flav
 /** The same, able to read /proc (Deno opens it only under --allow-all). */
 const OWN_WITH_PROC: Flavour = runtimeName === "deno" ? "deno-ffi" : OWN;
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-function record(fields: Record<string, unknown>): string {
-  return `${
-    JSON.stringify({
-      pid: process.pid,
-      hostname: hostname(),
-      startToken: null,
-      acquiredAt: new Date().toISOString(),
-      token: "0123456789abcdef0123456789abcdef",
-      backend: "pidfile",
-      ...fields,
-    })
-  }\n`;
-}
 
 /** Resolves once process `pid` no longer exists, not even as a zombie (signal 0 would find it). */
 async function gone(pid: number): Promise<void> {
@@ -199,7 +185,7 @@ test(
   `${runtimeName}: pidfile: a stale lock with a 245-byte name is reclaimed; guard names always fit`,
   inTemp(async (dir) => {
     const lock = join(dir, `${"l".repeat(240)}.lock`);
-    writeFileSync(lock, record({ pid: await deadPid() }));
+    writeFileSync(lock, pidfileRecord({ pid: await deadPid() }));
     const taken = tryAcquire(lock, PIDFILE);
     assert.ok(taken, "reclaimed");
     taken.releaseSync();
@@ -223,7 +209,10 @@ test(
   inTemp(async (dir) => {
     const lock = join(dir, "g.lock");
     for (let round = 0; round < 4; round++) {
-      writeFileSync(lock, record({ pid: await deadPid(), token: `${round}`.padStart(32, "c") }));
+      writeFileSync(
+        lock,
+        pidfileRecord({ pid: await deadPid(), token: `${round}`.padStart(32, "c") }),
+      );
       const reclaimer = start(
         command(OWN, "pidfile_scenario.ts", [lock, "try", "die-after-remove"]),
       );
@@ -235,7 +224,7 @@ test(
       assert.ok(guards.length <= 1, `round ${round}: ${guards.join(", ")}`);
     }
     // The next stale record is reclaimed through the dead guard, and nothing is left.
-    writeFileSync(lock, record({ pid: await deadPid() }));
+    writeFileSync(lock, pidfileRecord({ pid: await deadPid() }));
     const taken = tryAcquire(lock, PIDFILE);
     assert.ok(taken);
     taken.releaseSync();
@@ -357,7 +346,7 @@ test(
     const dangling = join(dir, "dangling.lock");
     symlinkSync(join(dir, "nowhere"), dangling);
     const target = join(dir, "old-record");
-    writeFileSync(target, record({ pid: await deadPid() }));
+    writeFileSync(target, pidfileRecord({ pid: await deadPid() }));
     age(target, 60_000);
     const linked = join(dir, "linked.lock");
     symlinkSync(target, linked);

@@ -26,7 +26,7 @@ import {
   withLock,
 } from "../../mod.ts";
 import { guardPath } from "../../src/pidfile/attempt.ts";
-import { dead, deadPid, exited, inTemp, runtimeName } from "../helpers.ts";
+import { dead, deadPid, exited, inTemp, pidfileRecord, runtimeName } from "../helpers.ts";
 
 const PIDFILE = { backend: "pidfile" } as const;
 
@@ -36,21 +36,6 @@ function startTokenOf(pid: number): string {
   const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
   const boot = readFileSync("/proc/sys/kernel/random/boot_id", "utf8").trim();
   return `${fields[19]}@${boot}`;
-}
-
-function record(fields: Record<string, unknown>): string {
-  return `${
-    JSON.stringify({
-      pid: process.pid,
-      hostname: hostname(),
-      startToken: null,
-      acquiredAt: new Date().toISOString(),
-      token: "0123456789abcdef0123456789abcdef",
-      runtime: "node",
-      backend: "pidfile",
-      ...fields,
-    })
-  }\n`;
 }
 
 /** Sets the file's mtime `ms` into the past. */
@@ -154,7 +139,7 @@ test(
   `${runtimeName}: pidfile: a record naming a dead process is reclaimed`,
   inTemp(async (dir) => {
     const path = join(dir, "d.lock");
-    writeFileSync(path, record({ pid: await deadPid() }));
+    writeFileSync(path, pidfileRecord({ pid: await deadPid() }));
     assert.equal(inspect(path, PIDFILE).state, "stale");
     assert.ok(takes(path));
     assert.deepEqual(readdirSync(dir), []);
@@ -168,14 +153,14 @@ test(
     const other = await livePid();
     try {
       // The holder's PID now belongs to `sleep`, whose start token differs.
-      writeFileSync(path, record({ pid: other.pid, startToken: "12345@not-this-boot" }));
+      writeFileSync(path, pidfileRecord({ pid: other.pid, startToken: "12345@not-this-boot" }));
       assert.ok(takes(path), "reclaimed");
       // The same PID with its own start token is the holder: left alone.
-      writeFileSync(path, record({ pid: other.pid, startToken: startTokenOf(other.pid) }));
+      writeFileSync(path, pidfileRecord({ pid: other.pid, startToken: startTokenOf(other.pid) }));
       assert.equal(tryAcquire(path, PIDFILE), null);
       assert.equal(inspect(path, PIDFILE).state, "held");
       // Without a start token a live PID counts as the holder.
-      writeFileSync(path, record({ pid: other.pid, startToken: null }));
+      writeFileSync(path, pidfileRecord({ pid: other.pid, startToken: null }));
       assert.equal(tryAcquire(path, PIDFILE), null);
       assert.ok(existsAndParses(path));
     } finally {
@@ -195,7 +180,7 @@ test(
   inTemp(async (dir) => {
     const path = join(dir, "h.lock");
     // A dead PID on this host would be stale; on another host the PID means nothing here.
-    writeFileSync(path, record({ hostname: "elsewhere.example", pid: await deadPid() }));
+    writeFileSync(path, pidfileRecord({ hostname: "elsewhere.example", pid: await deadPid() }));
     assert.equal(tryAcquire(path, PIDFILE), null, "fresh, no staleMs");
     assert.equal(tryAcquire(path, { ...PIDFILE, staleMs: 60_000 }), null, "fresh, staleMs");
     age(path, 3_600_000);
@@ -214,7 +199,7 @@ test(
       ["empty", ""],
       ["partial", '{"pid":12'],
       ["json-not-a-record", '{"hello":"world"}\n'],
-      ["hostile-token", record({ token: "../../../../etc/passwd" })],
+      ["hostile-token", pidfileRecord({ token: "../../../../etc/passwd" })],
       ["binary", new Uint8Array([0xff, 0x00, 0xfe, 0x01, 0x80, 0x0a])],
       ["a user's settings", '{"theme":"dark"}\n'],
     ];
@@ -304,15 +289,18 @@ test(
   inTemp(async (dir) => {
     const path = join(dir, "g.lock");
     const token = "fedcba9876543210fedcba9876543210";
-    writeFileSync(path, record({ pid: await deadPid(), token }));
+    writeFileSync(path, pidfileRecord({ pid: await deadPid(), token }));
     const guard = guardPath(path, 1);
-    writeFileSync(guard, record({ pid: await deadPid() }));
+    writeFileSync(guard, pidfileRecord({ pid: await deadPid() }));
     assert.ok(takes(path));
     assert.deepEqual(readdirSync(dir), []);
 
     // A live guard means another process is reclaiming right now: busy.
-    writeFileSync(path, record({ pid: await deadPid(), token }));
-    writeFileSync(guard, record({ pid: process.pid, startToken: startTokenOf(process.pid) }));
+    writeFileSync(path, pidfileRecord({ pid: await deadPid(), token }));
+    writeFileSync(
+      guard,
+      pidfileRecord({ pid: process.pid, startToken: startTokenOf(process.pid) }),
+    );
     assert.equal(tryAcquire(path, PIDFILE), null);
     unlinkSync(guard);
     assert.ok(takes(path));
@@ -320,11 +308,11 @@ test(
 
     // An empty guard (its writer died between create and write) is ours by
     // its name: reclaimed once past the grace period, through the next level.
-    writeFileSync(path, record({ pid: await deadPid(), token }));
+    writeFileSync(path, pidfileRecord({ pid: await deadPid(), token }));
     writeFileSync(guard, "");
     assert.equal(tryAcquire(path, PIDFILE), null, "a young empty guard may be being written");
     age(guard, 60_000);
-    writeFileSync(guardPath(path, 2), record({ pid: await deadPid() }));
+    writeFileSync(guardPath(path, 2), pidfileRecord({ pid: await deadPid() }));
     assert.ok(takes(path));
     assert.deepEqual(readdirSync(dir), []);
   }),
@@ -357,7 +345,7 @@ test(
     try {
       const victim = await acquire(join(dir, "v.lock"), PIDFILE);
       unlinkSync(victim.path);
-      writeFileSync(victim.path, record({ hostname: "thief.example", pid: 4242 }));
+      writeFileSync(victim.path, pidfileRecord({ hostname: "thief.example", pid: 4242 }));
       await victim.release();
     } finally {
       console.warn = warn;
