@@ -10,7 +10,6 @@
  * @module
  */
 
-import { basename, dirname, join } from "node:path";
 import { runtime } from "../../ffi/runtime.ts";
 import {
   closeDescriptor,
@@ -30,34 +29,15 @@ import { LockError, LockTimeoutError } from "../errors.ts";
 import { describeHolders } from "../holder_text.ts";
 import type { LockHolder } from "../types.ts";
 import { type Found, judge, ownHost, readLockFile, systemError } from "./judge.ts";
+import { guardPath, holdingGuardPath } from "./guard_name.ts";
 import { ownPidNamespace, ownStartToken } from "./liveness.ts";
 import { decodeRecord, encodeRecord, newToken, type PidRecord } from "./record.ts";
+import { pidfileTestHooks } from "./test_hooks.ts";
 
 /** Guards of guards: a process must die inside a reclaim for a second level to be needed. */
 const MAX_GUARD_LEVEL = 3;
 
-/**
- * Hooks for tests only: not exported from `mod.ts`. `naiveReclaim` replaces
- * the guarded reclaim with remove-then-create (the race the guard prevents);
- * `beforeReclaim` runs between judging a record stale and acting on it;
- * `afterCreate` runs between creating a file and writing its record;
- * `afterRemove` runs once a reclaim removed a stale lock file, before its
- * guard goes; `verifyCreated: false` skips the check that the path still names the
- * file just created (the race it guards against).
- */
-export const pidfileTestHooks: {
-  naiveReclaim: boolean;
-  beforeReclaim: (() => void) | undefined;
-  afterCreate: (() => void) | undefined;
-  afterRemove: (() => void) | undefined;
-  verifyCreated: boolean;
-} = {
-  naiveReclaim: false,
-  beforeReclaim: undefined,
-  afterCreate: undefined,
-  afterRemove: undefined,
-  verifyCreated: true,
-};
+export { pidfileTestHooks } from "./test_hooks.ts";
 
 /** Everything one pidfile acquire needs. */
 export interface PidfileRequest {
@@ -165,37 +145,14 @@ export function removeIfOurs(path: string, created: Created): boolean | SystemFa
   return removed === 0 || removed.code === "ENOENT" ? true : removed;
 }
 
-/** FNV-1a 64 of `text` in hex. */
-function shortHash(text: string): string {
-  let hash = 0xcbf29ce484222325n;
-  for (let i = 0; i < text.length; i++) {
-    hash ^= BigInt(text.charCodeAt(i));
-    hash = (hash * 0x100000001b3n) & 0xffffffffffffffffn;
-  }
-  return hash.toString(16).padStart(16, "0");
-}
-
-/** Longest file name in bytes (`NAME_MAX` on Linux and macOS; Windows counts UTF-16 units, and allows as many). */
-const NAME_MAX = 255;
-const encoder = new TextEncoder();
-
 /**
- * The guard file of `level` (1: the one that serialises the reclaim of the
- * lock file; 2: of a dead level-1 guard; ...). One name per lock path and
- * level, so that every process, in every runtime, meets the same guard, and a
- * guard left by a reclaimer that died is found by the next reclaim. A name
- * that would not fit `NAME_MAX` is shortened, with a hash of the full name.
+ * The guard of `level` for the reclaim of `found` (the lock file at level 1),
+ * as `guardPath` names it, or as a test hook's broken variant does.
  */
-export function guardPath(path: string, level: number): string {
-  const name = basename(path);
-  const suffix = level === 1 ? ".reclaim" : `.reclaim-${level}`;
-  if (encoder.encode(name).length + suffix.length <= NAME_MAX) return `${path}${suffix}`;
-  const hash = `~${shortHash(name)}`;
-  let prefix = name;
-  while (encoder.encode(prefix).length + hash.length + suffix.length > NAME_MAX) {
-    prefix = prefix.slice(0, -1);
-  }
-  return join(dirname(path), `${prefix}${hash}${suffix}`);
+export function guardFor(path: string, level: number, found: Found): string {
+  const naming = pidfileTestHooks.guardNaming;
+  if (naming === "per-holding") return holdingGuardPath(path, found);
+  return guardPath(path, level, naming !== "unshortened");
 }
 
 /**
@@ -208,7 +165,7 @@ type ReclaimOutcome = "removed" | "changed" | "busy";
 /** Whether what is at `target` may be removed: a stale record; for a guard, also a non-record. */
 function removable(found: Found, staleMs: number, isGuard: boolean): boolean {
   const verdict = judge(found, staleMs);
-  return verdict.stale || (isGuard && verdict.notARecord);
+  return verdict.stale || ((isGuard || pidfileTestHooks.reclaimNonRecords) && verdict.notARecord);
 }
 
 /**
@@ -225,7 +182,7 @@ function reclaim(
   level: number,
 ): ReclaimOutcome {
   if (level > MAX_GUARD_LEVEL) return "busy";
-  const guard = guardPath(request.path, level);
+  const guard = guardFor(request.path, level, found);
   const created = createWithRecord(guard, request.mode);
   if (created === "lost") return "changed";
   if (created === "exists") {
@@ -274,10 +231,11 @@ export function attemptPidfile(request: PidfileRequest): Attempt<Created> {
   const verdict = judge(found, request.staleMs);
   request.lastHolder = verdict.holder;
   request.lastReason = verdict.reason;
-  if (verdict.notARecord) {
+  const reclaimable = verdict.stale || (verdict.notARecord && pidfileTestHooks.reclaimNonRecords);
+  if (verdict.notARecord && !reclaimable) {
     throw new LockError({ code: "EINVAL", path, detail: verdict.reason });
   }
-  if (!verdict.stale) return BUSY;
+  if (!reclaimable) return BUSY;
   if (request.heldByKernelUser?.()) {
     request.lastHolder = undefined;
     request.lastReason =

@@ -7,12 +7,14 @@
  * @module
  */
 
-import { type FileStatus, readHead, SystemFailure } from "../../ffi/node_fs.ts";
+import { dirname, resolve } from "node:path";
+import { type FileStatus, readHead, readLink, SystemFailure } from "../../ffi/node_fs.ts";
 import { hostName } from "../../ffi/node_process.ts";
 import { fileKindError, LockError } from "../errors.ts";
 import type { LockHolder } from "../types.ts";
 import { ownPidNamespace, processState } from "./liveness.ts";
 import { decodeRecord, type PidRecord, RECORD_LIMIT } from "./record.ts";
+import { pidfileTestHooks } from "./test_hooks.ts";
 
 /**
  * How long a file that holds no record is taken for one being written (its
@@ -63,7 +65,7 @@ export function systemError(path: string, failure: SystemFailure, detail?: strin
  * to be a record.
  */
 export function readLockFile(path: string): Found | undefined {
-  const head = readHead(path, RECORD_LIMIT + 1);
+  const head = readHead(pidfileTestHooks.followLinks ? followed(path) : path, RECORD_LIMIT + 1);
   if (head === "changed") return undefined;
   if (head instanceof SystemFailure) {
     if (head.code === "ENOENT") return undefined;
@@ -85,6 +87,12 @@ export function readLockFile(path: string): Found | undefined {
   const record = decodeRecord(bytes);
   const key = record !== undefined ? record.token : `m${status.dev}-${status.ino}-${status.size}`;
   return { status, record, key };
+}
+
+/** Where a symbolic link at `path` points (one level), for the broken variant of a test hook. */
+function followed(path: string): string {
+  const target = readLink(path);
+  return target === undefined ? path : resolve(dirname(path), target);
 }
 
 /** The holder a record names. */

@@ -16,6 +16,7 @@ import {
   removeSignalListener,
   signalListeners,
 } from "../../ffi/node_process.ts";
+import { pidfileTestHooks } from "./test_hooks.ts";
 
 /** What the registry needs of a held lock. */
 export interface TrackedLock {
@@ -28,6 +29,8 @@ const held = new Set<TrackedLock>();
 let stopTimer: (() => void) | undefined;
 let timerPeriod = Infinity;
 let hooked = false;
+/** Whether the broken variant of `pidfileTestHooks.legacySignals` has its listeners in. */
+let legacyInstalled = false;
 const SIGNALS: readonly ExitSignal[] = ["SIGINT", "SIGTERM"];
 
 function beat(): void {
@@ -53,7 +56,7 @@ function releaseAll(): void {
  * listened.
  */
 function onSignal(signal: ExitSignal): void {
-  if (signalListeners(signal) > 1) return;
+  if (signalListeners(signal) > 1 && !pidfileTestHooks.legacySignals) return;
   releaseAll();
   removeSignalListener(signal, listeners[signal]);
   dieOfSignal(signal);
@@ -73,17 +76,34 @@ const listeners: Record<ExitSignal, () => void> = {
  * the next acquire on this host reclaims at once (its process is gone).
  */
 function hook(): void {
-  if (hooked) return;
-  hooked = true;
-  onExit(releaseAll);
-  if (runtime === "deno") return;
+  if (!hooked) {
+    hooked = true;
+    onExit(releaseAll);
+    if (runtime !== "deno" && !pidfileTestHooks.legacySignals) installSignalListeners();
+  }
+  if (pidfileTestHooks.legacySignals && !legacyInstalled) {
+    legacyInstalled = true;
+    installSignalListeners();
+  }
+}
+
+/** Adds our SIGINT and SIGTERM listeners, counted in `pidfileTestHooks.signalInstalls`. */
+function installSignalListeners(): void {
   for (const signal of SIGNALS) {
     try {
       addFirstSignalListener(signal, listeners[signal]);
+      pidfileTestHooks.signalInstalls++;
     } catch {
       // A runtime without this signal (Windows SIGTERM in some): exit still cleans up.
     }
   }
+}
+
+/** The broken variant's removal with the last lock (`pidfileTestHooks.legacySignals`). */
+function removeLegacyListeners(): void {
+  if (!legacyInstalled) return;
+  legacyInstalled = false;
+  for (const signal of SIGNALS) removeSignalListener(signal, listeners[signal]);
 }
 
 /** Starts tracking a newly held lock. */
@@ -104,4 +124,5 @@ export function untrack(lock: TrackedLock): void {
   stopTimer?.();
   stopTimer = undefined;
   timerPeriod = Infinity;
+  removeLegacyListeners();
 }

@@ -25,7 +25,7 @@ import {
   tryAcquire,
   withLock,
 } from "../../mod.ts";
-import { guardPath } from "../../src/pidfile/attempt.ts";
+import { guardPath } from "../../src/pidfile/guard_name.ts";
 import { dead, deadPid, exited, inTemp, pidfileRecord, runtimeName } from "../helpers.ts";
 
 const PIDFILE = { backend: "pidfile" } as const;
