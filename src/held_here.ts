@@ -1,46 +1,65 @@
 /**
- * The locks this thread holds, by path: what lets a synchronous wait for a
- * lock this thread already holds fail at once (`EDEADLK`) instead of waiting
- * for itself forever. Each Worker has its own copy of this module, as it has
- * its own locks.
+ * The locks this thread holds, by the identity of their file (device and
+ * inode, as the kernel sees it): what lets a synchronous wait for a lock this
+ * thread already holds fail at once (`EDEADLK`) instead of waiting for itself
+ * forever, whatever path names the file (a symlinked directory, `..`, a hard
+ * link). Each Worker has its own copy of this module, as it has its own locks.
  *
  * @module
  */
 
-interface Holdings {
-  exclusive: number;
-  shared: number;
+/**
+ * The identity of the file at `path` as a held lock's backend reads it (the
+ * same call that gave the held lock its identity, so that both are in the
+ * same terms): `null` when there is no file at the path, `undefined` when it
+ * cannot be told. The last component is not followed, as a lock never follows
+ * it.
+ */
+export type IdentityReader = (path: string) => string | null | undefined;
+
+/** One lock this thread holds. */
+export interface Holding {
+  /** The path it was taken by. */
+  readonly path: string;
+  readonly shared: boolean;
+  /** Its file's identity, in `reader`'s terms. */
+  readonly identity: string;
+  /** Reads the identity of another path in the same terms. */
+  readonly reader: IdentityReader;
 }
 
-const holdings = new Map<string, Holdings>();
+const holdings = new Set<Holding>();
 
-/** Notes a lock taken on `path`. */
-export function noteHeld(path: string, shared: boolean): void {
-  let held = holdings.get(path);
-  if (held === undefined) {
-    held = { exclusive: 0, shared: 0 };
-    holdings.set(path, held);
-  }
-  if (shared) held.shared++;
-  else held.exclusive++;
+/** Notes a lock taken. */
+export function noteHeld(holding: Holding): void {
+  holdings.add(holding);
 }
 
-/** Notes a lock on `path` released. */
-export function noteReleased(path: string, shared: boolean): void {
-  const held = holdings.get(path);
-  if (held === undefined) return;
-  if (shared) held.shared--;
-  else held.exclusive--;
-  if (held.shared <= 0 && held.exclusive <= 0) holdings.delete(path);
+/** Notes a lock released. */
+export function noteReleased(holding: Holding): void {
+  holdings.delete(holding);
 }
 
 /**
- * Whether this thread holds a lock on `path` that a lock of the requested
- * kind would wait for: any lock for an exclusive request, an exclusive one
- * for a shared request.
+ * Whether this thread holds a lock on the file at `path` that a lock of the
+ * requested kind would wait for: any lock for an exclusive request, an
+ * exclusive one for a shared request. Costs nothing while this thread holds
+ * no lock; otherwise one `lstat` of `path` per backend held. Where the file's
+ * identity cannot be read, the path itself is compared.
  */
 export function heldHereAgainst(path: string, shared: boolean): boolean {
-  const held = holdings.get(path);
-  if (held === undefined) return false;
-  return held.exclusive > 0 || (!shared && held.shared > 0);
+  if (holdings.size === 0) return false;
+  const read = new Map<IdentityReader, string | null | undefined>();
+  for (const held of holdings) {
+    if (shared && held.shared) continue;
+    let identity: string | null | undefined;
+    if (read.has(held.reader)) {
+      identity = read.get(held.reader);
+    } else {
+      identity = held.reader(path);
+      read.set(held.reader, identity);
+    }
+    if (identity === undefined ? held.path === path : identity === held.identity) return true;
+  }
+  return false;
 }

@@ -6,7 +6,7 @@
  */
 
 import type { BackendName } from "../ffi/types.ts";
-import { noteHeld, noteReleased } from "./held_here.ts";
+import { type Holding, type IdentityReader, noteHeld, noteReleased } from "./held_here.ts";
 import type { Lock } from "./types.ts";
 
 /**
@@ -18,16 +18,23 @@ export abstract class HeldLock implements Lock {
   readonly shared: boolean;
   abstract readonly backend: BackendName;
   abstract readonly released: boolean;
+  #holding: Holding;
 
-  constructor(path: string, shared: boolean) {
+  /**
+   * `identity` names the file locked (device and inode) in the terms of
+   * `reader`, which reads another path's the same way: this thread then
+   * refuses a synchronous wait for it by any path (`src/held_here.ts`).
+   */
+  constructor(path: string, shared: boolean, identity: string, reader: IdentityReader) {
     this.path = path;
     this.shared = shared;
-    noteHeld(path, shared);
+    this.#holding = { path, shared, identity, reader };
+    noteHeld(this.#holding);
   }
 
   /** Notes that this thread no longer holds the lock; once, when `released` turns true. */
   protected forget(): void {
-    noteReleased(this.path, this.shared);
+    noteReleased(this.#holding);
   }
 
   /** Releases the lock synchronously; idempotent. */

@@ -7,9 +7,9 @@
 
 import { acquire, type Lock, LockError, LockTimeoutError, tryAcquire } from "../../mod.ts";
 import { missingDenoFlags } from "../../ffi/runtime.ts";
-import { inheritableDescriptor } from "../kernel/lock.ts";
 import type { Options } from "./args.ts";
 import { runCommand, shellArgv } from "./command.ts";
+import { lockCopy } from "./descriptors.ts";
 import { errorExitCode, EX_UNAVAILABLE } from "./exit_codes.ts";
 import { execInPlace } from "./no_fork.ts";
 import { conflict, talkative, timedOut, timeoutMs, tookLine } from "./output.ts";
@@ -58,15 +58,12 @@ export async function lockFile(options: Options, out: CliOutput): Promise<number
   const argv = options.shellCommand !== undefined
     ? shellArgv(options.shellCommand)
     : options.command;
-  // Deno refuses what it was not allowed: say which flag, before taking the lock.
-  const missing = missingDenoFlags(
-    options.noFork ? [] : [{ name: "run", command: argv[0] }, { name: "env" }],
-  );
+  // Deno refuses what it was not allowed: say which flag, before taking the lock. The
+  // command gets the environment without --allow-env (Deno.Command passes it on).
+  const missing = missingDenoFlags(options.noFork ? [] : [{ name: "run", command: argv[0] }]);
   if (missing.length > 0) {
     out.stderr(
-      `filelock: Deno needs ${
-        missing.join(" ")
-      } to run the command with its environment; run it again with ${
+      `filelock: Deno needs ${missing.join(" ")} to run ${argv[0]}; run it again with ${
         missing.length > 1 ? "those flags" : "that flag"
       }\n`,
     );
@@ -76,12 +73,13 @@ export async function lockFile(options: Options, out: CliOutput): Promise<number
   const lock = options.kind === "unlock" ? undefined : await take(options, out);
   if (typeof lock === "number") return lock;
   if (lock !== undefined && options.noFork) return await execInPlace(lock, argv, options, out);
-  const lockDescriptor = options.close || lock === undefined
-    ? undefined
-    : inheritableDescriptor(lock);
+  // The command holds the lock too (unless -o): if this process is killed, the lock stays
+  // held until the command ends.
+  const copy = options.close || lock === undefined ? undefined : lockCopy(lock);
   try {
-    return await runCommand(argv, out, options.verbose, lockDescriptor);
+    return await runCommand(argv, out, options.verbose, copy === undefined ? [] : [copy.fd]);
   } finally {
+    copy?.close();
     await lock?.release();
   }
 }

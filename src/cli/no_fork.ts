@@ -7,7 +7,7 @@
 
 import type { Lock } from "../../mod.ts";
 import { ffiBinding } from "../../ffi/runtime.ts";
-import { inheritableDescriptor } from "../kernel/lock.ts";
+import { lockCopy } from "./descriptors.ts";
 import { canExec, prepareForExec } from "./exec_prep.ts";
 import type { Options } from "./args.ts";
 import { EX_OSERR, EX_UNAVAILABLE } from "./exit_codes.ts";
@@ -25,16 +25,15 @@ export async function execInPlace(
   out: CliOutput,
 ): Promise<number> {
   const binding = ffiBinding().binding;
-  const fd = inheritableDescriptor(lock);
-  if (canExec(binding) && (fd !== undefined || lock.backend === "pidfile")) {
-    // A copy of the lock's descriptor, not close-on-exec, at the lowest free number.
-    const kept = fd === undefined ? -1 : binding.dup(fd);
-    if (fd === undefined || kept >= 0) {
+  if (canExec(binding)) {
+    // A copy of the locked descriptor, not close-on-exec, at the lowest free number.
+    const copy = lockCopy(lock);
+    if (copy !== undefined || lock.backend === "pidfile") {
       if (options.verbose) out.stdout(`filelock: executing ${argv[0]}\n`);
-      const undo = prepareForExec(binding, kept >= 0 ? [kept] : []);
+      const undo = prepareForExec(binding, copy === undefined ? [] : [copy.fd]);
       const failed = binding.exec(argv);
       undo();
-      if (kept >= 0) binding.close(kept);
+      copy?.close();
       const code = binding.errnoName(-failed);
       out.stderr(`filelock: failed to execute ${argv[0]}: ${strerror(code)}\n`);
       await lock.release();

@@ -63,6 +63,11 @@ export const testHooks: {
 
 const ours = newIdentity();
 const atPath = newIdentity();
+
+/** The identity (`fstat`) of the file the latest `held` attempt locked; copy it at once. */
+export function lockedIdentity(): Uint32Array {
+  return ours;
+}
 const directory = newIdentity();
 
 function failure(request: KernelRequest, errno: number): LockError {

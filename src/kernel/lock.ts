@@ -5,14 +5,37 @@
  * @module
  */
 
-import type { BackendName, Binding, EncodedPath } from "../../ffi/types.ts";
+import type { BackendName, Binding, EncodedPath, FileIdentity } from "../../ffi/types.ts";
 import { newIdentity, sameFile } from "../../ffi/types.ts";
 import { LockError } from "../errors.ts";
+import type { IdentityReader } from "../held_here.ts";
 import { HeldLock } from "../held_lock.ts";
-import type { KernelRequest } from "./engine.ts";
+import { type KernelRequest, lockedIdentity } from "./engine.ts";
 
 const ours = newIdentity();
 const atPath = newIdentity();
+
+/** Device and inode of an identity, as a key (kind, owner and mode left out). */
+function identityKey(identity: FileIdentity): string {
+  return `${identity[0]}:${identity[1]}:${identity[2]}:${identity[3]}`;
+}
+
+const readers = new WeakMap<Binding, IdentityReader>();
+
+/** Reads a path's identity through `binding`'s `lstat`, as the identity check after locking does. */
+function readerOf(binding: Binding): IdentityReader {
+  let reader = readers.get(binding);
+  if (reader === undefined) {
+    const seen = newIdentity();
+    reader = (path: string): string | null | undefined => {
+      const result = binding.lstat(binding.encodePath(path), seen);
+      if (result === 0) return identityKey(seen);
+      return binding.errnoName(-result) === "ENOENT" ? null : undefined;
+    };
+    readers.set(binding, reader);
+  }
+  return reader;
+}
 
 /**
  * Unlinks the path only while it still names the file open as `fd`; returns
@@ -34,7 +57,8 @@ export class KernelLock extends HeldLock {
   #removeOnRelease: boolean;
 
   constructor(request: KernelRequest, fd: number, removeOnRelease: boolean) {
-    super(request.path, request.shared);
+    // The attempt that just answered `held` left its file's identity there.
+    super(request.path, request.shared, identityKey(lockedIdentity()), readerOf(request.binding));
     this.#binding = request.binding;
     this.#encoded = request.encoded;
     this.#fd = fd;

@@ -5,7 +5,14 @@
  * @module
  */
 
-import { closeDescriptor, removeFile, SystemFailure, touchDescriptor } from "../../ffi/node_fs.ts";
+import {
+  closeDescriptor,
+  type FileStatus,
+  removeFile,
+  statPath,
+  SystemFailure,
+  touchDescriptor,
+} from "../../ffi/node_fs.ts";
 import { processId } from "../../ffi/node_process.ts";
 import { LockError } from "../errors.ts";
 import { HeldLock } from "../held_lock.ts";
@@ -22,6 +29,18 @@ const HEARTBEAT_MS = 10_000;
 /** The heartbeat period of a holder, from its own `staleMs`. */
 function heartbeatPeriod(staleMs: number): number {
   return staleMs === Infinity ? HEARTBEAT_MS : Math.max(25, Math.min(HEARTBEAT_MS, staleMs / 4));
+}
+
+/** Device and inode of a file status, as a key. */
+function statusKey(status: FileStatus): string {
+  return `${status.dev}:${status.ino}`;
+}
+
+/** Reads a path's identity with `lstat`, in the terms of {@linkcode statusKey}. */
+function readIdentity(path: string): string | null | undefined {
+  const status = statPath(path);
+  if (!(status instanceof SystemFailure)) return statusKey(status);
+  return status.code === "ENOENT" ? null : undefined;
 }
 
 /**
@@ -55,7 +74,7 @@ export class PidfileLock extends HeldLock {
   #reported = false;
 
   constructor(request: PidfileRequest, created: Created) {
-    super(request.path, false);
+    super(request.path, false, statusKey(created.status), readIdentity);
     this.#created = created;
     this.#onCompromised = request.onCompromised ?? warnCompromised;
     this.heartbeatMs = heartbeatPeriod(request.staleMs);

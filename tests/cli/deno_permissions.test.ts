@@ -1,13 +1,16 @@
 // The CLI and the library under Deno's permissions (issue 14): a missing flag
 // is named in one line, never an uncaught error, and the Quick Start's flags
-// give everything, including who holds the lock.
+// give everything, including who holds the lock. --allow-env is optional: the
+// command gets its environment through Deno.Command (issue 15).
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
+import { tryAcquire } from "../../mod.ts";
 import {
   bin,
+  cliArgv,
   exited,
   finish,
   hasCommand,
@@ -29,25 +32,71 @@ function quickStartFlags(): string[] {
   return line[1].trim().split(/\s+/);
 }
 
+const q = (words: string[]): string => words.map((w) => `'${w}'`).join(" ");
+
 const ALL = ["--allow-read", "--allow-write", "--allow-ffi", "--allow-run", "--allow-env"];
 
 test(
-  `${runtimeName}: deno permissions: a missing --allow-env or --allow-run is named, and nothing is locked`,
+  `${runtimeName}: deno permissions: a missing --allow-run is named, and nothing is locked`,
   inTemp(async (dir) => {
     const lock = join(dir, "e.lock");
     for (
-      const [missing, named] of [["--allow-env", /--allow-env/], [
-        "--allow-run",
-        /--allow-run=true/,
-      ]] as const
+      const [flags, named] of [
+        [ALL.filter((f) => f !== "--allow-run"), /--allow-run=true/],
+        [[...ALL.filter((f) => f !== "--allow-run"), "--allow-run=sh"], /--allow-run=true/],
+      ] as const
     ) {
-      const result = await finish(start(deno(ALL.filter((f) => f !== missing), [lock, "true"])));
-      assert.equal(result.code, 69, `${missing}: ${result.stderr}`);
+      const result = await finish(start(deno([...flags], [lock, "true"])));
+      assert.equal(result.code, 69, `${flags.join(" ")}: ${result.stderr}`);
       assert.match(result.stderr, named);
-      assert.doesNotMatch(result.stderr, /Uncaught|NotCapable/);
+      assert.match(result.stderr, /to run true;/, "it names the command, not its environment");
+      assert.doesNotMatch(result.stderr, /Uncaught|NotCapable|environment/);
       assert.equal(result.stderr.trim().split("\n").length, 1, "one line");
       assert.ok(!existsSync(lock), "checked before taking the lock");
     }
+  }),
+);
+
+test(
+  `${runtimeName}: deno permissions: without --allow-env the command runs, with its environment, holding the lock`,
+  inTemp(async (dir) => {
+    const lock = join(dir, "v.lock");
+    // The command shows a variable of its environment, and whether the lock is held (by it).
+    const script = `echo "value: $FILELOCK_TEST_VALUE"; ` +
+      `${q(cliArgv(["-n", lock, "true"]))}; echo "held: $?"`;
+    const run = (flags: string[], env: Record<string, string>) =>
+      finish(start(deno(flags, [lock, "sh", "-c", script]), env));
+    const withoutEnv = ALL.filter((f) => f !== "--allow-env" && f !== "--allow-run");
+    for (const flags of [[...withoutEnv, "--allow-run"], [...withoutEnv, "--allow-run=sh"]]) {
+      const result = await run(flags, { FILELOCK_TEST_VALUE: "passed on" });
+      assert.equal(result.code, 0, `${flags.join(" ")}: ${result.stderr}`);
+      assert.equal(result.stdout, "value: passed on\nheld: 1\n", flags.join(" "));
+      assert.equal(result.stderr, "");
+    }
+    // Control: what the command shows is its environment, and the lock is free after it.
+    const unset = await run([...withoutEnv, "--allow-run"], {});
+    assert.equal(unset.stdout, "value: \nheld: 1\n");
+    const after = tryAcquire(lock);
+    assert.ok(after, "released after the command");
+    after.releaseSync();
+  }),
+);
+
+test(
+  `${runtimeName}: deno permissions: descriptor mode without FFI says why and exits 69`,
+  inTemp(async (dir) => {
+    const lock = join(dir, "fd.lock");
+    const onDescriptor = (flags: string[]) =>
+      finish(start(["bash", "-c", `exec 9>'${lock}'; exec ${q(deno(flags, ["-n", "9"]))}`]));
+    const without = await onDescriptor(["--allow-read", "--allow-write"]);
+    assert.equal(without.code, 69, without.stderr);
+    assert.match(
+      without.stderr,
+      /^filelock: locking a descriptor needs the FFI backend \(flock on the shell's own descriptor\), and Deno has no FFI permission for \S+\n$/,
+    );
+    // Control: with FFI the same descriptor is locked.
+    const withFfi = await onDescriptor(["--allow-read", "--allow-write", "--allow-ffi"]);
+    assert.equal(withFfi.code, 0, withFfi.stderr);
   }),
 );
 

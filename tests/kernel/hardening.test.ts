@@ -4,7 +4,16 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { chmodSync, chownSync, closeSync, mkdirSync, openSync, writeFileSync } from "node:fs";
+import {
+  chmodSync,
+  chownSync,
+  closeSync,
+  linkSync,
+  mkdirSync,
+  openSync,
+  symlinkSync,
+  writeFileSync,
+} from "node:fs";
 import { join } from "node:path";
 import { LockError, tryAcquire } from "../../mod.ts";
 import {
@@ -153,5 +162,37 @@ test(
     );
     assert.match(readWrite.stdout, /^EBADF /);
     assert.doesNotMatch(readWrite.stdout, /write access/);
+  }),
+);
+
+// 17. A synchronous wait for a lock this thread holds, by another path to the
+// same file: a symlinked directory, `..`, a hard link; in every kernel backend.
+test(
+  `${runtimeName}: kernel: acquireSync of a lock this thread holds by another path fails with EDEADLK; control: another file is taken`,
+  inTemp(async (dir) => {
+    const real = join(dir, "real");
+    mkdirSync(join(real, "sub"), { recursive: true });
+    symlinkSync(real, join(dir, "link"));
+    const lock = join(real, "x.lock");
+    writeFileSync(lock, "");
+    linkSync(lock, join(real, "hard.lock"));
+    const aliases = [
+      join(dir, "link", "x.lock"),
+      join(real, "sub", "..", "x.lock"),
+      join(real, "hard.lock"),
+      join(real, "y.lock"),
+    ];
+    for (const flavour of FLAVOURS) {
+      const child = start(command(flavour, "sync_wait.ts", [lock, "aliases", ...aliases]));
+      const watchdog = setTimeout(() => child.kill("SIGKILL"), 20_000);
+      const result = await finish(child);
+      clearTimeout(watchdog);
+      assert.equal(result.signal, null, `${flavour} ended by itself: ${result.stdout}`);
+      assert.deepEqual(
+        result.stdout.trim().split("\n"),
+        ["holding", "EDEADLK", "EDEADLK", "EDEADLK", "held"],
+        `${flavour}: ${result.stderr}`,
+      );
+    }
   }),
 );

@@ -6,6 +6,7 @@ import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
 import {
   existsSync,
+  linkSync,
   lstatSync,
   mkdirSync,
   readdirSync,
@@ -622,5 +623,40 @@ test(
     const status = inspect(lock, PIDFILE);
     assert.equal(status.state, "unknown");
     assert.match(status.detail, /not a lock record.*left alone/);
+  }),
+);
+
+// 17. A synchronous wait for a lock this thread holds, by another path to the
+// same file: a symlinked directory, `..`, a hard link.
+test(
+  `${runtimeName}: pidfile: acquireSync of a lock this thread holds by another path fails with EDEADLK; control: another file is taken`,
+  inTemp(async (dir) => {
+    const real = join(dir, "real");
+    mkdirSync(join(real, "sub"), { recursive: true });
+    symlinkSync(real, join(dir, "link"));
+    const lock = join(real, "x.lock");
+    const child = start(
+      command(OWN, "sync_wait.ts", [
+        lock,
+        "aliases-pidfile",
+        join(dir, "link", "x.lock"),
+        join(real, "sub", "..", "x.lock"),
+        join(real, "y.lock"),
+      ]),
+    );
+    const watchdog = setTimeout(() => child.kill("SIGKILL"), 20_000);
+    const result = await finish(child);
+    clearTimeout(watchdog);
+    assert.equal(result.signal, null, `it ended by itself: ${result.stdout}${result.stderr}`);
+    assert.deepEqual(result.stdout.trim().split("\n"), ["holding", "EDEADLK", "EDEADLK", "held"]);
+    // A hard link, in this process.
+    const held = tryAcquire(lock, PIDFILE)!;
+    try {
+      linkSync(lock, join(real, "hard.lock"));
+      assert.throws(() => acquireSync(join(real, "hard.lock"), PIDFILE), /EDEADLK/);
+      acquireSync(join(real, "other.lock"), PIDFILE).releaseSync();
+    } finally {
+      held.releaseSync();
+    }
   }),
 );
