@@ -64,9 +64,17 @@ export function acquire(path: string | URL, options?: LockOptions): Promise<Lock
 }
 
 /**
- * Takes the lock on `path`, blocking the thread: in the kernel (a blocking
- * `flock`, handed over the moment it is released) when there is neither a
- * timeout nor a signal, else between polls, where an abort is noticed.
+ * Takes the lock on `path`, blocking the thread until it is free or the
+ * timeout passes (`LockTimeoutError`). Without a timeout a kernel backend
+ * waits in the kernel (a blocking `flock`, handed over the moment it is
+ * released); with one, the thread sleeps between polls.
+ *
+ * Nothing can abort a blocked thread, so `signal` cannot cancel this wait: an
+ * already-aborted signal throws its reason at once, and any other signal is
+ * refused with a `TypeError` (bound the wait with `timeout` instead). Locks
+ * are not reentrant: a lock this thread already holds on the same file, by
+ * whatever path, fails at once with `LockError` code `EDEADLK` instead of
+ * waiting for itself.
  *
  * @example
  * ```ts

@@ -46,3 +46,28 @@ test(`${runtimeName}: docs: the guarantees list what holds and what does not`, (
   assert.match(types, /not reentrant/);
   assert.match(types, /terminated Worker/);
 });
+
+/** The README section that starts with `heading`, up to the next heading of its level or above. */
+function section(heading: string): string {
+  const start = readme.indexOf(`${heading}\n`);
+  assert.ok(start >= 0, heading);
+  const level = heading.indexOf(" ");
+  const rest = readme.slice(start + heading.length);
+  const end = rest.search(new RegExp(`\\n#{1,${level}} `));
+  return end < 0 ? rest : rest.slice(0, end);
+}
+
+test(`${runtimeName}: docs: acquireSync says what a signal does, EDEADLK, and the kernel wait`, () => {
+  const mod = readFileSync(join(repoRoot, "mod.ts"), "utf8");
+  const at = mod.indexOf("export function acquireSync(");
+  const doc = mod.slice(mod.lastIndexOf("/**", at), at);
+  assert.doesNotMatch(doc, /abort is noticed/);
+  for (const needle of [/already-aborted signal throws its reason/, /TypeError/, /`timeout`/]) {
+    assert.match(doc, needle);
+  }
+  assert.match(doc, /EDEADLK/);
+  assert.match(doc, /in the kernel/);
+  const api = section("## API");
+  assert.doesNotMatch(api, /without timeout\/signal/);
+  assert.match(api, /acquireSync\(.*\/\/.*in the kernel without timeout.*EDEADLK.*TypeError/);
+});
