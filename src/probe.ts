@@ -15,6 +15,7 @@ import {
 } from "../ffi/runtime.ts";
 import { LockError } from "./errors.ts";
 import { backendRequest, backendRequestProblem } from "./options.ts";
+import { NAMESPACE_FIXES, namespaceUnknownReason } from "./pidfile/liveness.ts";
 import type { BackendRequest, ProbeResult } from "./types.ts";
 
 /** A request resolved to a backend; `binding` is absent for `pidfile`. */
@@ -38,7 +39,14 @@ const PIDFILE_LIMITS =
   "a lock file that names its holder, reclaimed when the holder is gone; it excludes only other pidfile users, not flock(2) users";
 
 function limits(): string {
-  return pidfileLimits().map((limit) => `; ${limit}`).join("");
+  const all = [...pidfileLimits()];
+  const namespace = os === "linux" ? namespaceUnknownReason() : undefined;
+  if (namespace !== undefined) {
+    all.push(
+      `${namespace}: it never judges by PID a record that names one (as those of Node, Bun, and Deno with --allow-all or --allow-ffi do), so a crashed holder of theirs stays in its way; ${NAMESPACE_FIXES}, or set staleMs`,
+    );
+  }
+  return all.map((limit) => `; ${limit}`).join("");
 }
 
 function unsupported(detail: string): LockError {

@@ -71,3 +71,18 @@ test(`${runtimeName}: docs: acquireSync says what a signal does, EDEADLK, and th
   assert.doesNotMatch(api, /without timeout\/signal/);
   assert.match(api, /acquireSync\(.*\/\/.*in the kernel without timeout.*EDEADLK.*TypeError/);
 });
+
+test(`${runtimeName}: docs: Deno that cannot tell its PID namespace is a stated limit, with its fixes`, () => {
+  const pidfile = section("## Degraded mode: `pidfile`");
+  const notGuaranteed = pidfile.slice(pidfile.indexOf("**What it does not guarantee:**"));
+  assert.match(notGuaranteed, /cannot tell its own PID namespace/);
+  for (const flag of ["--allow-all", "--allow-ffi", "staleMs"]) {
+    assert.ok(notGuaranteed.includes(flag), flag);
+  }
+  assert.match(pidfile, /detected at the next poll of a process that can judge its PID/);
+  const guarantees = section("## Guarantees");
+  assert.match(
+    guarantees,
+    /Deno\s+without `--allow-all` or `--allow-ffi` cannot tell its PID namespace/,
+  );
+});

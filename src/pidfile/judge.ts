@@ -12,7 +12,13 @@ import { type FileStatus, readHead, readLink, SystemFailure } from "../../ffi/no
 import { hostName } from "../../ffi/node_process.ts";
 import { fileKindError, LockError } from "../errors.ts";
 import type { LockHolder } from "../types.ts";
-import { ownPidNamespace, processState } from "./liveness.ts";
+import { runtime } from "../../ffi/runtime.ts";
+import {
+  NAMESPACE_FIXES,
+  namespaceUnknownReason,
+  ownPidNamespace,
+  processState,
+} from "./liveness.ts";
 import { decodeRecord, type PidRecord, RECORD_LIMIT } from "./record.ts";
 import { pidfileTestHooks } from "./test_hooks.ts";
 
@@ -112,6 +118,47 @@ function seconds(ms: number): string {
   return `${(ms / 1000).toFixed(1)} s`;
 }
 
+const DENO = runtime === "deno";
+
+/** Why a record's PID cannot be judged here (another host, another PID namespace, or unknown). */
+function origin(
+  record: PidRecord,
+  host: string | undefined,
+  namespace: string | undefined,
+): string {
+  if (record.hostname === "") {
+    return "the record names no host (its writer could not read the host name: Deno without --allow-sys=hostname), so it may come from another host and its PID cannot be judged";
+  }
+  if (host === undefined) {
+    return `this process cannot read its own host name${
+      DENO ? " (Deno needs --allow-sys=hostname)" : ""
+    }, so the PID of a record from host '${record.hostname}' cannot be judged here`;
+  }
+  if (record.hostname !== host) {
+    return `the record comes from host '${record.hostname}' (this is '${host}')`;
+  }
+  if (namespace === undefined) {
+    return `the record comes from a process that recorded its PID namespace, and ${namespaceUnknownReason()}, so its PID may name another process here`;
+  }
+  return "the record comes from another PID namespace on this host";
+}
+
+/** What would let a record that is not judged by its PID be reclaimed after a crash. */
+function remedy(
+  record: PidRecord,
+  host: string | undefined,
+  namespace: string | undefined,
+  staleMsUnset: boolean,
+): string {
+  const orStale = staleMsUnset ? ", or set staleMs" : "";
+  if (record.hostname === "") return `; run Deno holders with --allow-sys=hostname${orStale}`;
+  if (host === undefined) {
+    return DENO ? `; run this process with --allow-sys=hostname${orStale}` : "";
+  }
+  if (record.hostname === host && namespace === undefined) return `; ${NAMESPACE_FIXES}${orStale}`;
+  return staleMsUnset ? "; set staleMs to reclaim it after its holder crashed" : "";
+}
+
 /**
  * Judges what was found. A file without a record is one being written while
  * it is young (either way of the clock: a future mtime is skew, not youth),
@@ -145,17 +192,15 @@ export function judge(found: Found, staleMs: number, now: number = Date.now()): 
     record.pidNamespace !== namespace;
   if (elsewhere || otherNamespace) {
     const stale = age > staleMs;
-    const where = elsewhere
-      ? `host '${record.hostname}' (this is '${host ?? "unknown"}')`
-      : `another PID namespace on this host (${
-        namespace === undefined ? "this one cannot be read here" : "not this one"
-      })`;
+    const unset = staleMs === Infinity;
     return {
       stale,
       notARecord: false,
       holder: holderOf(record, stale ? false : undefined),
-      reason: `the record comes from ${where}, whose heartbeat is ${seconds(age)} old${
-        staleMs === Infinity ? " and staleMs is not set" : `, staleMs is ${staleMs}`
+      reason: `${origin(record, host, namespace)}: it is judged only by its heartbeat, which is ${
+        seconds(age)
+      } old, and ${unset ? "staleMs is not set" : `staleMs is ${staleMs}`}${
+        stale ? "" : remedy(record, host, namespace, unset)
       }`,
     };
   }

@@ -6,9 +6,10 @@
  * @module
  */
 
-import { ffiBinding, os } from "../../ffi/runtime.ts";
+import { ffiBinding, os, runtime } from "../../ffi/runtime.ts";
 import { readLink, readSystemText } from "../../ffi/node_fs.ts";
 import { processId, signalZero } from "../../ffi/node_process.ts";
+import { newIdentity } from "../../ffi/types.ts";
 
 /** What this process can learn about another one. */
 export interface ProcessState {
@@ -24,9 +25,54 @@ let bootId: string | undefined | null = null;
 
 function readBootId(): string | undefined {
   if (bootId === null) {
-    bootId = readSystemText("/proc/sys/kernel/random/boot_id")?.trim() || undefined;
+    const path = "/proc/sys/kernel/random/boot_id";
+    bootId = (readSystemText(path) ?? readThroughFfi(path))?.trim() || undefined;
   }
   return bootId;
+}
+
+/**
+ * The FFI binding where Deno refuses /proc to its file APIs (it opens /proc
+ * only under --allow-all) but grants FFI: the binding's own `open` is not
+ * subject to Deno's file permissions. `undefined` elsewhere.
+ */
+function denoFfi(): ReturnType<typeof ffiBinding>["binding"] {
+  return runtime === "deno" && os === "linux" ? ffiBinding().binding : undefined;
+}
+
+/** A small /proc file read through the FFI binding (see {@linkcode denoFfi}). */
+function readThroughFfi(path: string): string | undefined {
+  const binding = denoFfi();
+  if (binding?.read === undefined) return undefined;
+  const c = binding.constants;
+  const fd = binding.open(binding.encodePath(path), c.O_RDONLY | c.O_CLOEXEC, 0);
+  if (fd < 0) return undefined;
+  try {
+    const bytes = new Uint8Array(256);
+    const count = binding.read(fd, bytes);
+    return count > 0 ? new TextDecoder().decode(bytes.subarray(0, count)) : undefined;
+  } finally {
+    binding.close(fd);
+  }
+}
+
+/**
+ * The inode of `/proc/self/ns/pid` through the FFI binding: `fstat` of the
+ * namespace file is the number its link names (`pid:[N]`).
+ */
+function namespaceInodeThroughFfi(): string | undefined {
+  const binding = denoFfi();
+  if (binding === undefined) return undefined;
+  const c = binding.constants;
+  const fd = binding.open(binding.encodePath("/proc/self/ns/pid"), c.O_RDONLY | c.O_CLOEXEC, 0);
+  if (fd < 0) return undefined;
+  try {
+    const identity = newIdentity();
+    if (binding.fstat(fd, identity) !== 0) return undefined;
+    return String(identity[3] * 2 ** 32 + identity[2]);
+  } finally {
+    binding.close(fd);
+  }
 }
 
 /** Fields of `/proc/<pid>/stat` after the command name, which may hold spaces and parens. */
@@ -71,7 +117,8 @@ export function processState(pid: number): ProcessState {
   return {
     alive: undefined,
     startToken: undefined,
-    reason: "this process may not signal others (Deno needs --allow-run, or read access to /proc)",
+    reason:
+      "this process may not signal others, nor read /proc (Deno needs --allow-run or --allow-all)",
   };
 }
 
@@ -112,17 +159,37 @@ let ownNamespace: string | undefined | null = null;
 
 /**
  * This process's PID namespace, as `<inode of /proc/self/ns/pid>@<boot id>`
- * (Linux, where /proc is readable), or `undefined`. PIDs mean something only
- * within one namespace: a record from another (a container sharing the host
- * name and the filesystem, `unshare -p`) is judged like one from another host.
+ * (Linux, where /proc is readable: in Deno under --allow-all, or through FFI
+ * under --allow-ffi), or `undefined`. PIDs mean something only within one
+ * namespace: a record from another (a container sharing the host name and
+ * the filesystem, `unshare -p`) is judged like one from another host.
  */
 export function ownPidNamespace(): string | undefined {
   if (testHooks.noNamespace) return undefined;
   if (ownNamespace === null) {
     const link = os === "linux" ? readLink("/proc/self/ns/pid") : undefined;
-    const inode = link === undefined ? undefined : /^pid:\[(\d+)\]$/.exec(link)?.[1];
+    const inode = link === undefined
+      ? (os === "linux" ? namespaceInodeThroughFfi() : undefined)
+      : /^pid:\[(\d+)\]$/.exec(link)?.[1];
     const boot = readBootId();
     ownNamespace = inode === undefined || boot === undefined ? undefined : `${inode}@${boot}`;
   }
   return ownNamespace;
 }
+
+/**
+ * Why this process cannot tell its PID namespace, in words a user can act
+ * on; `undefined` where it can. Such a process never judges a record that
+ * names a namespace by its PID: it could be another namespace's.
+ */
+export function namespaceUnknownReason(): string | undefined {
+  if (ownPidNamespace() !== undefined) return undefined;
+  return runtime === "deno"
+    ? "this Deno process cannot tell its PID namespace (Deno opens /proc only under --allow-all, and without --allow-ffi it cannot read /proc/self/ns/pid through FFI)"
+    : "this process cannot tell its PID namespace (/proc/self/ns/pid is not readable)";
+}
+
+/** What lets a process that cannot tell its PID namespace judge records that name one. */
+export const NAMESPACE_FIXES: string = runtime === "deno"
+  ? "run Deno with --allow-all, or with --allow-ffi"
+  : "make /proc/self/ns/pid readable";

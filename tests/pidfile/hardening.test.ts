@@ -626,6 +626,99 @@ test(
   }),
 );
 
+// 3, across runtimes. Deno without --allow-all cannot read /proc, so it cannot
+// tell its PID namespace: it never judges by PID a record that names one (a
+// Node or Bun holder's), and says so, with what to run it with.
+/** `command(flavour, ...)` with more Deno flags. */
+function withDenoFlags(argv: string[], flags: string[]): string[] {
+  return [argv[0], argv[1], ...flags, ...argv.slice(2)];
+}
+
+async function output(argv: string[]): Promise<string> {
+  const result = await finish(start(argv));
+  return result.stdout.trim() || result.stderr.trim();
+}
+
+test(
+  `${runtimeName}: pidfile: Deno that cannot tell its PID namespace leaves a crashed Node holder's record alone and says why; with --allow-all or --allow-ffi it reclaims it`,
+  inTemp(async (dir) => {
+    const lock = join(dir, "n.lock");
+    const holder = start(command("node", "pidfile_holder.ts", [lock, "wait"]));
+    await waitFor(holder, "held");
+    holder.kill("SIGKILL");
+    await exited(holder);
+    await gone(holder.pid!);
+    const stale = readFileSync(lock, "utf8");
+    assert.ok(JSON.parse(stale).pidNamespace, `Node records its PID namespace: ${stale}`);
+
+    const plain = command("deno-plain", "pidfile_scenario.ts", [lock, "attempt"]);
+    const refused = await output(plain);
+    assert.match(refused, /^error ETIMEDOUT /);
+    assert.match(refused, /this Deno process cannot tell its PID namespace/);
+    assert.match(refused, /--allow-all/);
+    assert.match(refused, /--allow-ffi/);
+    assert.match(refused, /staleMs/);
+    assert.equal(readFileSync(lock, "utf8"), stale, "left alone");
+    const probed = JSON.parse(
+      await output(command("deno-plain", "report.ts", ["probe", "pidfile"])),
+    );
+    assert.match(probed.reason, /cannot tell its PID namespace.*--allow-all.*staleMs/);
+    // staleMs still reclaims it once its heartbeat is old enough.
+    age(lock, 5_000);
+    assert.equal(await output([...plain, "stale=1000"]), "held");
+    // Controls: the same Deno with --allow-all, or only --allow-ffi added, reclaims it at once.
+    for (
+      const argv of [
+        command("deno-ffi", "pidfile_scenario.ts", [lock, "attempt"]),
+        withDenoFlags(plain, ["--allow-ffi"]),
+      ]
+    ) {
+      writeFileSync(lock, stale);
+      assert.equal(await output(argv), "held", argv.join(" "));
+      assert.ok(!existsSync(lock));
+    }
+    for (
+      const argv of [
+        command("deno-ffi", "report.ts", ["probe", "pidfile"]),
+        withDenoFlags(command("deno-plain", "report.ts", ["probe", "pidfile"]), ["--allow-ffi"]),
+      ]
+    ) {
+      assert.doesNotMatch(JSON.parse(await output(argv)).reason, /PID namespace/, argv.join(" "));
+    }
+  }),
+);
+
+// 8. Permission hints that name the flag that helps.
+test(
+  `${runtimeName}: pidfile: Deno that may not signal others names --allow-run or --allow-all`,
+  inTemp(async (dir) => {
+    const lock = join(dir, "s.lock");
+    writeFileSync(lock, pidfileRecord({ pid: process.pid })); // a live holder, no namespace
+    const argv = command("deno-plain", "report.ts", ["inspect", lock, "pidfile"])
+      .filter((arg) => arg !== "--allow-run");
+    const status = JSON.parse(await output(argv));
+    assert.match(status.detail, /cannot be told.*--allow-run or --allow-all/);
+    assert.doesNotMatch(status.detail, /read access to \/proc/);
+  }),
+);
+
+test(
+  `${runtimeName}: pidfile: a record that names no host is never judged by its PID, and the message names --allow-sys=hostname`,
+  inTemp(async (dir) => {
+    const lock = join(dir, "h.lock");
+    writeFileSync(lock, pidfileRecord({ pid: await deadPid(), hostname: "" }));
+    await assert.rejects(
+      acquire(lock, { ...PIDFILE, timeout: 0 }),
+      (e: unknown) =>
+        e instanceof LockError && e.code === "ETIMEDOUT" &&
+        /names no host.*--allow-sys=hostname.*staleMs/.test(e.message),
+    );
+    assert.match(inspect(lock, PIDFILE).detail, /--allow-sys=hostname/);
+    age(lock, 5_000);
+    tryAcquire(lock, { ...PIDFILE, staleMs: 1000 })!.releaseSync(); // staleMs reclaims it
+  }),
+);
+
 // 17. A synchronous wait for a lock this thread holds, by another path to the
 // same file: a symlinked directory, `..`, a hard link.
 test(
