@@ -7,7 +7,7 @@
 
 import { dirname } from "node:path";
 import { statPath, SystemFailure } from "../ffi/node_fs.ts";
-import { os } from "../ffi/runtime.ts";
+import { os, runtime } from "../ffi/runtime.ts";
 import { FileKind } from "../ffi/types.ts";
 import { explainRefusal, lockKindFor } from "./acquisition.ts";
 import { LockError } from "./errors.ts";
@@ -91,7 +91,11 @@ function holdingOf(
       state: "unknown",
       holders: [],
       detail: os === "linux"
-        ? "/proc/locks is not readable here, so a kernel lock cannot be seen without taking it"
+        ? `/proc/locks is not readable here, so a kernel lock cannot be seen without taking it${
+          runtime === "deno"
+            ? " (Deno opens /proc only under --allow-all; with --allow-ffi it reads /proc/locks through FFI)"
+            : ""
+        }`
         : `a kernel lock cannot be seen on ${os} without taking it`,
     };
   }

@@ -49,6 +49,18 @@ function limits(): string {
   return all.map((limit) => `; ${limit}`).join("");
 }
 
+/**
+ * What `deno-native` leaves out without `--allow-sys=uid`: who the process is,
+ * so the kernel attempt's refusal of a lock file another user planted in a
+ * sticky world-writable directory is not made.
+ */
+function ownerCheckOff(binding: Binding): string {
+  if (binding.backend !== "deno-native" || binding.userId !== undefined || os === "windows") {
+    return "";
+  }
+  return "; without --allow-sys=uid it cannot tell which user it runs as, so a lock file another user planted in a sticky world-writable directory such as /tmp is not refused: run with --allow-sys=uid";
+}
+
 function unsupported(detail: string): LockError {
   return new LockError({ code: "EUNSUPPORTED", path: "", detail });
 }
@@ -99,7 +111,11 @@ function resolveUncached(request: BackendRequest): ResolvedBackend {
     if (native.binding === undefined) {
       throw unsupported(`the native backend was requested but ${native.reason}`);
     }
-    return resolved("deno-native", `requested native: ${native.reason}.`, native.binding);
+    return resolved(
+      "deno-native",
+      `requested native: ${native.reason}${ownerCheckOff(native.binding)}.`,
+      native.binding,
+    );
   }
   if (request === "pidfile") {
     return resolved("pidfile", `requested pidfile: ${PIDFILE_LIMITS}${limits()}.`, undefined);
@@ -116,7 +132,9 @@ function resolveUncached(request: BackendRequest): ResolvedBackend {
   if (native.binding !== undefined) {
     return resolved(
       "deno-native",
-      `${ffi.reason}, so ${native.reason}; run with --allow-ffi to use ${FFI_BACKEND[runtime]}.`,
+      `${ffi.reason}, so ${native.reason}; run with --allow-ffi to use ${FFI_BACKEND[runtime]}${
+        ownerCheckOff(native.binding)
+      }.`,
       native.binding,
       true,
     );

@@ -85,4 +85,5 @@ test(`${runtimeName}: docs: Deno that cannot tell its PID namespace is a stated 
     guarantees,
     /Deno\s+without `--allow-all` or `--allow-ffi` cannot tell its PID namespace/,
   );
+  assert.match(section("### Deno permissions"), /--allow-sys=uid/);
 });

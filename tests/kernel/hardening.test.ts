@@ -21,6 +21,7 @@ import {
   command,
   finish,
   type Finished,
+  type Flavour,
   FLAVOURS,
   inTemp,
   repoRoot,
@@ -193,6 +194,55 @@ test(
         ["holding", "EDEADLK", "EDEADLK", "EDEADLK", "held"],
         `${flavour}: ${result.stderr}`,
       );
+    }
+  }),
+);
+
+// 7, in Deno without FFI: the owner check needs --allow-sys=uid.
+const NATIVE_UID: Flavour = "deno-native";
+
+test(
+  `${runtimeName}: kernel: deno-native without --allow-sys=uid says in probe() that the foreign-owner check is off; with it, it does not`,
+  async () => {
+    const without = await finish(start(command(NATIVE_UID, "report.ts", ["probe"])));
+    const reason = JSON.parse(without.stdout).reason;
+    assert.match(reason, /deno-native|tryLock/);
+    assert.match(reason, /without --allow-sys=uid .*not refused: run with --allow-sys=uid/);
+    const argv = command(NATIVE_UID, "report.ts", ["probe"]);
+    const withUid = await finish(start([argv[0], argv[1], "--allow-sys=uid", ...argv.slice(2)]));
+    assert.doesNotMatch(JSON.parse(withUid.stdout).reason, /allow-sys=uid/);
+  },
+);
+
+test(
+  `${runtimeName}: kernel: deno-native refuses a planted lock file with --allow-sys=uid; control: without it the file is locked`,
+  { skip: rootSkip },
+  inTemp(async (dir) => {
+    const lock = planted(dir);
+    const argv = command(NATIVE_UID, "try_once.ts", [lock]);
+    const withUid = await finish(start([argv[0], argv[1], "--allow-sys=uid", ...argv.slice(2)]));
+    assert.equal(withUid.stdout.trim(), "EPERM", withUid.stderr);
+    const without = await finish(start(argv));
+    assert.equal(without.stdout.trim(), "deno-native", "the check is off: it locks the file");
+  }),
+);
+
+// 8. Deno's hint where /proc/locks is not readable.
+test(
+  `${runtimeName}: kernel: Deno that cannot read /proc/locks says which flag helps; with --allow-ffi it reads it`,
+  inTemp(async (dir) => {
+    const lock = join(dir, "i.lock");
+    const held = tryAcquire(lock)!;
+    try {
+      const argv = command("deno-native", "report.ts", ["inspect", lock]);
+      const blind = JSON.parse((await finish(start(argv))).stdout);
+      assert.equal(blind.state, "unknown");
+      assert.match(blind.detail, /\/proc\/locks is not readable.*--allow-all.*--allow-ffi/);
+      const withFfi = [argv[0], argv[1], "--allow-ffi", ...argv.slice(2)];
+      const seen = JSON.parse((await finish(start(withFfi))).stdout);
+      assert.equal(seen.state, "held", seen.detail);
+    } finally {
+      held.releaseSync();
     }
   }),
 );
