@@ -9,7 +9,7 @@
 
 import { hostname } from "node:os";
 import process from "node:process";
-import { setInterval as backgroundInterval } from "node:timers";
+import { setInterval as backgroundInterval, setTimeout as backgroundDelay } from "node:timers";
 import { readSystemText } from "./node_fs.ts";
 
 /** This process's id. */
@@ -86,6 +86,13 @@ export function backgroundTimer(fn: () => void, ms: number): () => void {
   const timer = backgroundInterval(fn, ms);
   timer.unref();
   return () => clearInterval(timer);
+}
+
+/** Runs `fn` once after `ms` on a timer that does not keep the process alive; returns a cancel function. */
+export function backgroundTimeout(fn: () => void, ms: number): () => void {
+  const timer = backgroundDelay(fn, ms);
+  timer.unref();
+  return () => clearTimeout(timer);
 }
 
 /** The working directory, which relative lock paths are resolved against. */

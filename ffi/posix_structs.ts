@@ -7,7 +7,7 @@
  */
 
 import type { FileIdentity, FileKind, FilesystemInfo } from "./types.ts";
-import { FileKind as Kind, setIdentity } from "./types.ts";
+import { FileKind as Kind, setAccessTime, setIdentity } from "./types.ts";
 import type { ProcessInfoLayout, StatfsLayout, StatLayout } from "./posix_tables.ts";
 
 const encoder = new TextEncoder();
@@ -51,6 +51,11 @@ export function readStat(layout: StatLayout, view: DataView, out: FileIdentity):
     kindOfMode(mode),
     view.getUint32(layout.uidOffset, true),
     mode,
+  );
+  setAccessTime(
+    out,
+    view.getUint32(layout.atimeOffset, true),
+    view.getUint32(layout.atimeOffset + 8, true),
   );
 }
 

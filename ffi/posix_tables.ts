@@ -22,6 +22,8 @@ export interface StatLayout {
   readonly uidOffset: number;
   /** 2 or 4 bytes. */
   readonly modeSize: 2 | 4;
+  /** `st_atim`/`st_atimespec`: 64-bit seconds, then 64-bit nanoseconds. */
+  readonly atimeOffset: number;
 }
 
 /** Where `struct statfs` keeps what `statfs` reports, per OS. */
@@ -274,6 +276,7 @@ export const LINUX_X86_64: PosixTable = {
     modeOffset: 24,
     modeSize: 4,
     uidOffset: 28,
+    atimeOffset: 72,
   },
   variadicPadding: 0,
   constants: {
@@ -310,6 +313,7 @@ export const LINUX_AARCH64: PosixTable = {
     modeOffset: 16,
     modeSize: 4,
     uidOffset: 24,
+    atimeOffset: 72,
   },
   variadicPadding: 0,
   constants: {
@@ -335,6 +339,7 @@ const DARWIN_STAT: StatLayout = {
   modeOffset: 4,
   modeSize: 2,
   uidOffset: 16,
+  atimeOffset: 32,
 };
 
 const DARWIN_CONSTANTS: OpenConstants = {

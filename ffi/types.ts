@@ -39,22 +39,25 @@ export type FileKind = typeof FileKind[keyof typeof FileKind];
 
 /**
  * Identity of a file, filled in by `fstat`/`lstat` without allocating:
- * `[devLow, devHigh, inoLow, inoHigh, kind, owner, mode]`. Read it through
- * {@linkcode sameFile}, {@linkcode kindOf}, {@linkcode ownerOf} and
- * {@linkcode permissionsOf}.
+ * `[devLow, devHigh, inoLow, inoHigh, kind, owner, mode, atimeSeconds,
+ * atimeNanoseconds]`. Read it through {@linkcode sameFile},
+ * {@linkcode kindOf}, {@linkcode ownerOf}, {@linkcode permissionsOf} and
+ * {@linkcode accessTimeOf}.
  */
 export type FileIdentity = Uint32Array;
 
 const KIND_SLOT = 4;
 const OWNER_SLOT = 5;
 const MODE_SLOT = 6;
+const ATIME_SECONDS_SLOT = 7;
+const ATIME_NANOSECONDS_SLOT = 8;
 
 /** The owner of a file whose owner the OS does not report (Windows). */
 export const UNKNOWN_OWNER = 0xffffffff;
 
 /** Creates an empty identity buffer. */
 export function newIdentity(): FileIdentity {
-  return new Uint32Array(MODE_SLOT + 1);
+  return new Uint32Array(ATIME_NANOSECONDS_SLOT + 1);
 }
 
 /** Whether two identities name the same file (device and inode; the kind is not compared). */
@@ -75,6 +78,22 @@ export function ownerOf(identity: FileIdentity): number {
 /** The permission bits of the file's mode, with setuid, setgid and sticky (`0o7777`). */
 export function permissionsOf(identity: FileIdentity): number {
   return identity[MODE_SLOT];
+}
+
+/**
+ * The file's last access time in microseconds (the low 32 bits of its
+ * seconds), where the binding reads it (POSIX FFI); 0 elsewhere. Waiters
+ * set it to say they wait (docs/architecture.md, "Fairness").
+ */
+export function accessTimeOf(identity: FileIdentity): number {
+  return identity[ATIME_SECONDS_SLOT] * 1e6 +
+    Math.floor(identity[ATIME_NANOSECONDS_SLOT] / 1000);
+}
+
+/** Writes the access time (seconds, low 32 bits, and nanoseconds) into an identity buffer. */
+export function setAccessTime(out: FileIdentity, seconds: number, nanoseconds: number): void {
+  out[ATIME_SECONDS_SLOT] = seconds;
+  out[ATIME_NANOSECONDS_SLOT] = nanoseconds;
 }
 
 /** Writes device, inode, kind, owner and permission bits into an identity buffer. */
