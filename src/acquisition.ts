@@ -9,13 +9,21 @@
  */
 
 import type { Binding, EncodedPath } from "../ffi/types.ts";
-import { type Attempt, held, REPLACED } from "./attempt.ts";
+import { type Attempt, BUSY, held, REPLACED } from "./attempt.ts";
 import { dirname } from "node:path";
 import { missingDenoFlags } from "../ffi/runtime.ts";
 import { LockError, type LockTimeoutError, withHint } from "./errors.ts";
 import { filesystemOf } from "./filesystems.ts";
 import { heldHereAgainst } from "./held_here.ts";
-import { attemptKernel, heldByKernelUser, type KernelRequest } from "./kernel/engine.ts";
+import {
+  attemptKernel,
+  heldByKernelUser,
+  type KernelRequest,
+  lockedIdentity,
+  openAnnouncer,
+} from "./kernel/engine.ts";
+import { waitedForSinceLastTime } from "./kernel/fairness.ts";
+import { markWaiting } from "./kernel/wakeups.ts";
 import { guard, guardSync, needsGuard } from "./kernel/hang_guard.ts";
 import { kernelTimedOut } from "./kernel/holders.ts";
 import { KernelLock } from "./kernel/lock.ts";
@@ -24,7 +32,15 @@ import { PidfileLock } from "./pidfile/lock.ts";
 import { lockOptions, lockPath, type ValidOptions } from "./options.ts";
 import { resolveBackend, type ResolvedBackend } from "./probe.ts";
 import type { Lock } from "./types.ts";
-import { type Attempter, deadlineOf, settle, timeLeft, wait, waitSync } from "./wait.ts";
+import {
+  type Attempter,
+  deadlineOf,
+  settle,
+  timeLeft,
+  wait,
+  waitSync,
+  type WakeupFile,
+} from "./wait.ts";
 import { warnOnce } from "./warnings.ts";
 
 const CHOOSE_KNOWINGLY =
@@ -115,6 +131,9 @@ export class Acquisition implements Attempter<Lock> {
   readonly #mayFallBack: boolean;
   #kernel: KernelRequest | undefined;
   #pidfile: PidfileRequest | undefined;
+  /** A waiting acquire may give the lock back to other processes' waiters (not tryAcquire). */
+  mayYield = false;
+  #yielded = false;
 
   /** Validates `path` and `options` and resolves the backend; throws what the caller got wrong. */
   constructor(path: unknown, options: unknown) {
@@ -172,9 +191,20 @@ export class Acquisition implements Attempter<Lock> {
     return this.#kernel !== undefined;
   }
 
-  attempt(blocking: boolean): Attempt<Lock> {
+  /**
+   * The lock file whose releases the kernel reports to waiters: a kernel lock
+   * through OS descriptors on a local filesystem (inotify sees no other
+   * host's release, and a network filesystem may need writable descriptors).
+   */
+  get wakeupFile(): WakeupFile | undefined {
+    const kernel = this.#kernel;
+    if (kernel === undefined || kernel.binding.osDescriptors !== true) return undefined;
+    return filesystemOf(kernel.path, kernel.binding).network ? undefined : kernel;
+  }
+
+  attempt(blocking: boolean, quiet = false): Attempt<Lock> {
     try {
-      return this.#attempt(blocking);
+      return this.#attempt(blocking, quiet);
     } catch (error) {
       const kernel = this.#kernel;
       const throughDenoFiles = kernel === undefined || !kernel.binding.osDescriptors;
@@ -182,12 +212,17 @@ export class Acquisition implements Attempter<Lock> {
     }
   }
 
-  #attempt(blocking: boolean): Attempt<Lock> {
+  #attempt(blocking: boolean, quiet: boolean): Attempt<Lock> {
     const kernel = this.#kernel;
     if (kernel !== undefined) {
-      const result = attemptKernel(kernel, blocking);
+      // A waiter that loses a race marks the file (./kernel/fairness.ts).
+      const result = attemptKernel(kernel, blocking, quiet, quiet ? markWaiting : undefined);
       if (result.outcome === "held") {
-        return held(new KernelLock(kernel, result.value, this.options.removeOnRelease));
+        if (this.#yields(kernel, result.value, quiet)) return BUSY;
+        const { removeOnRelease } = this.options;
+        // A quiet holder's release still wakes the waiters: through a writable descriptor.
+        const announcer = quiet && !removeOnRelease ? openAnnouncer(kernel) : -1;
+        return held(new KernelLock(kernel, result.value, removeOnRelease, announcer));
       }
       if (result.outcome !== "unsupported") return result;
       if (!this.#mayFallBack) throw result.error;
@@ -197,6 +232,27 @@ export class Acquisition implements Attempter<Lock> {
     const request = this.#pidfile!;
     const result = attemptPidfile(request);
     return result.outcome === "held" ? held(new PidfileLock(request, result.value)) : result;
+  }
+
+  /**
+   * Whether to give back the lock just taken on `fd`: a waiting acquire that
+   * took it first try (no queue behind it in this process) on the file it
+   * last held, which another process marked as waited for meanwhile.
+   */
+  #yields(kernel: KernelRequest, fd: number, quiet: boolean): boolean {
+    const waited = waitedForSinceLastTime(lockedIdentity());
+    if (quiet || !this.mayYield || !waited || kernel.binding.osDescriptors !== true) return false;
+    kernel.binding.flock(fd, kernel.binding.constants.LOCK_UN);
+    kernel.binding.close(fd);
+    this.#yielded = true;
+    return true;
+  }
+
+  /** Whether the last attempt gave the lock back to waiters (once: reading clears it). */
+  consumeYield(): boolean {
+    const yielded = this.#yielded;
+    this.#yielded = false;
+    return yielded;
   }
 
   timedOut(): LockTimeoutError {
@@ -258,6 +314,7 @@ export function acquireLock(path: unknown, options: unknown): Promise<Lock> {
   }
   const { timeout, signal } = acquisition.options;
   if (signal?.aborted) return Promise.reject(signal.reason);
+  acquisition.mayYield = timeout > 0;
   const deadline = deadlineOf(timeout);
   const asked = acquisition.firstAnswer(deadline, signal);
   if (asked === undefined) return wait(acquisition, timeout, signal);
@@ -289,6 +346,8 @@ export function acquireLockSync(path: unknown, options: unknown): Lock {
   }
   const deadline = deadlineOf(timeout);
   acquisition.firstAnswerSync(deadline);
+  // Blocked in flock (no timeout), it waits in the kernel's own order.
+  acquisition.mayYield = timeout > 0 && timeout !== Infinity;
   return waitSync(acquisition, timeLeft(deadline));
 }
 

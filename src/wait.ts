@@ -1,32 +1,72 @@
 /**
  * When to try again: the one place that decides it, for every backend. An
  * attempt that found the file replaced is retried at once; a busy lock is
- * polled with exponential backoff and jitter until the deadline; a synchronous
- * wait that nothing can interrupt waits in the kernel instead
- * (docs/architecture.md, "Waiting").
+ * waited for until the kernel says its file was let go (Linux, FFI), with a
+ * fallback poll, or else polled with exponential backoff and jitter until the
+ * deadline; a synchronous wait that nothing can interrupt waits in `flock`
+ * itself (docs/architecture.md, "Waiting").
  *
  * @module
  */
 
+import type { EncodedPath } from "../ffi/types.ts";
 import type { Attempt } from "./attempt.ts";
+import { YIELD_MS } from "./kernel/fairness.ts";
+import { asyncWakeupsAvailable, enterQueue, syncWatch, waitersFor } from "./kernel/wakeups.ts";
+
+/** The lock file whose releases can wake a waiter. */
+export interface WakeupFile {
+  readonly path: string;
+  readonly encoded: EncodedPath;
+}
 
 /** What the wait loops drive: one acquisition's attempts. */
 export interface Attempter<T> {
   /**
    * One attempt. With `blocking` (only asked while {@linkcode canBlock}) it
    * waits in the kernel until the lock is free instead of answering busy.
+   * A `quiet` attempt (a waiter's retry) opens the file so that closing it
+   * wakes no other waiter; only a holder's release does.
    */
-  attempt(blocking: boolean): Attempt<T>;
+  attempt(blocking: boolean, quiet?: boolean): Attempt<T>;
   /** Whether an attempt can wait in the kernel now (a kernel backend). */
   readonly canBlock: boolean;
+  /** The lock file whose releases the kernel can report, where it can (else polling). */
+  readonly wakeupFile?: WakeupFile | undefined;
+  /**
+   * Whether the last attempt gave the lock back to other processes' waiters
+   * (`src/kernel/fairness.ts`): the wait then lets them go first. Reading it
+   * clears it.
+   */
+  consumeYield?(): boolean;
   /** The error to throw when the deadline passes. */
   timedOut(): Error;
 }
 
 /** First delay, in ms. */
 export const BACKOFF_START_MS = 1;
-/** Longest delay, in ms: bounds both hand-off latency and idle CPU. */
+/** Longest delay between polls, in ms, where nothing wakes a waiter: bounds hand-off latency and idle CPU. */
 export const BACKOFF_MAX_MS = 25;
+/**
+ * Longest delay where the kernel wakes waiters: only a lost wake-up waits
+ * this long (a holder that unlocks without closing, one whose descriptor was
+ * read-only such as flock(1)'s, one on another host).
+ */
+export const WOKEN_BACKOFF_MAX_MS = 250;
+
+/** Polls right after a wake-up that still count as woken by it (1, 2 and 4 ms later). */
+const QUICK_RETRIES = 3;
+
+/**
+ * For tests only (not exported from `mod.ts`): how async waits that the
+ * kernel can wake ended, and the fallback poll's bound (`Infinity`: no poll
+ * at all, only wake-ups, to show what the poll guards against).
+ */
+export const waitTestHooks: {
+  heldAfterEvent: number;
+  heldAfterPoll: number;
+  fallbackPollMs: number;
+} = { heldAfterEvent: 0, heldAfterPoll: 0, fallbackPollMs: WOKEN_BACKOFF_MAX_MS };
 
 /**
  * How long replaced-file retries may go on after the deadline: a replacement
@@ -53,11 +93,16 @@ export function firstFlockLimit(deadline: number | undefined): number {
 export class Backoff {
   #next = BACKOFF_START_MS;
 
-  /** The next delay in ms: between half and all of the current step. */
-  next(): number {
-    const step = this.#next;
-    this.#next = Math.min(step * 2, BACKOFF_MAX_MS);
+  /** The next delay in ms, at most `max`: between half and all of the current step. */
+  next(max: number = BACKOFF_MAX_MS): number {
+    const step = Math.min(this.#next, max);
+    this.#next = Math.min(step * 2, max);
     return step * (0.5 + Math.random() * 0.5);
+  }
+
+  /** Starts again from the first delay (after a wake-up: the release may lag its close). */
+  reset(): void {
+    this.#next = BACKOFF_START_MS;
   }
 }
 
@@ -106,14 +151,18 @@ export function sleep(ms: number, signal: AbortSignal | undefined): Promise<void
  * {@linkcode REPLACED_GRACE_MS}. The clock is read only once a file was
  * replaced. Returns what holds the lock, or `undefined` while it is busy.
  */
-export function settle<T>(attempter: Attempter<T>, deadline: number | undefined): T | undefined {
-  let result = attempter.attempt(false);
+export function settle<T>(
+  attempter: Attempter<T>,
+  deadline: number | undefined,
+  quiet = false,
+): T | undefined {
+  let result = attempter.attempt(false, quiet);
   if (result.outcome === "held") return result.value;
   if (result.outcome === "busy") return undefined;
   const now = performance.now();
   const limit = Math.max(deadline ?? now, now + REPLACED_GRACE_MS);
   for (;;) {
-    result = attempter.attempt(false);
+    result = attempter.attempt(false, quiet);
     if (result.outcome === "held") return result.value;
     if (result.outcome === "busy" || performance.now() > limit) return undefined;
   }
@@ -123,7 +172,8 @@ export function settle<T>(attempter: Attempter<T>, deadline: number | undefined)
  * Waits for the lock, blocking the thread (no signal can abort meanwhile).
  * Without a timeout nothing can interrupt the wait, so it happens in the
  * kernel (a blocking `flock`), which hands the lock over the moment it is
- * released, as C's blocking `flock` does; otherwise it sleeps between polls.
+ * released, as C's blocking `flock` does. With one, the thread sleeps in
+ * `poll` on a watch of the lock file until a release or the next poll.
  */
 export function waitSync<T>(attempter: Attempter<T>, timeout: number): T {
   if (timeout === Infinity) {
@@ -134,17 +184,41 @@ export function waitSync<T>(attempter: Attempter<T>, timeout: number): T {
     }
   }
   const deadline = deadlineOf(timeout);
+  const first = settle(attempter, deadline);
+  if (first !== undefined) return first;
+  const file = attempter.wakeupFile;
+  const watch = file === undefined ? undefined : syncWatch(file.encoded);
   const backoff = new Backoff();
-  for (;;) {
-    const value = settle(attempter, deadline);
-    if (value !== undefined) return value;
-    const left = deadline - performance.now();
-    if (left <= 0) throw attempter.timedOut();
-    sleepSync(Math.min(backoff.next(), left));
+  try {
+    // Gave the lock back: the waiters it was given to go first.
+    if (attempter.consumeYield?.()) {
+      if (watch === undefined || watch.arm() !== "watched") sleepSync(YIELD_MS);
+      else watch.sleep(YIELD_MS);
+    }
+    for (;;) {
+      const watched = watch?.arm() === "watched";
+      const value = settle(attempter, deadline, watched);
+      if (value !== undefined) return value;
+      const left = deadline - performance.now();
+      if (left <= 0) throw attempter.timedOut();
+      const ms = Math.min(
+        backoff.next(watched ? waitTestHooks.fallbackPollMs : BACKOFF_MAX_MS),
+        left,
+      );
+      if (!watched) sleepSync(ms);
+      else if (watch!.sleep(ms) === "event") backoff.reset();
+    }
+  } finally {
+    watch?.end();
   }
 }
 
-/** Waits for the lock, yielding to the event loop between polls. */
+/**
+ * Waits for the lock, yielding to the event loop. Where the kernel can wake
+ * waiters, this process's waiters for one lock file queue in order and only
+ * the head tries again, when a holder lets go (or at the fallback poll); a
+ * newcomer goes behind them. Elsewhere it polls.
+ */
 export async function wait<T>(
   attempter: Attempter<T>,
   timeout: number,
@@ -152,6 +226,60 @@ export async function wait<T>(
 ): Promise<T> {
   if (signal?.aborted) throw signal.reason;
   const deadline = deadlineOf(timeout);
+  const file = attempter.wakeupFile;
+  if (file === undefined || !asyncWakeupsAvailable()) {
+    return await poll(attempter, deadline, signal);
+  }
+  if (!waitersFor(file.path)) {
+    const value = settle(attempter, deadline);
+    if (value !== undefined) return value;
+    if (deadline <= performance.now()) throw attempter.timedOut();
+  }
+  const yielded = attempter.consumeYield?.() ?? false;
+  const place = await enterQueue(
+    file.path,
+    file.encoded,
+    deadline,
+    signal,
+    () => attempter.timedOut(),
+  );
+  try {
+    // Gave the lock back: the waiters it was given to go first.
+    if (yielded && place.arm() === "watched") await place.sleep(YIELD_MS, signal);
+    const backoff = new Backoff();
+    // Polls since the last wake-up (a release's close may precede its unlock: a few quick ones follow).
+    let pollsSinceEvent = Infinity;
+    for (;;) {
+      // Watch before trying: a release after the attempt cannot go unseen.
+      const watched = attempter.wakeupFile !== undefined && place.arm() === "watched";
+      const value = settle(attempter, deadline, watched);
+      if (value !== undefined) {
+        if (pollsSinceEvent <= QUICK_RETRIES) waitTestHooks.heldAfterEvent++;
+        else waitTestHooks.heldAfterPoll++;
+        return value;
+      }
+      const left = deadline - performance.now();
+      if (left <= 0) throw attempter.timedOut();
+      const max = watched ? waitTestHooks.fallbackPollMs : BACKOFF_MAX_MS;
+      const ms = max === Infinity ? left : Math.min(backoff.next(max), left);
+      if (await place.sleep(ms, signal) === "event") {
+        backoff.reset();
+        pollsSinceEvent = 0;
+      } else {
+        pollsSinceEvent++;
+      }
+    }
+  } finally {
+    place.leave();
+  }
+}
+
+/** Waits for the lock by polling: where nothing wakes a waiter. */
+async function poll<T>(
+  attempter: Attempter<T>,
+  deadline: number,
+  signal: AbortSignal | undefined,
+): Promise<T> {
   const backoff = new Backoff();
   for (;;) {
     const value = settle(attempter, deadline);

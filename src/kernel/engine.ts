@@ -9,19 +9,11 @@
  * @module
  */
 
-import { dirname } from "node:path";
-import type { Binding, EncodedPath, FileIdentity } from "../../ffi/types.ts";
-import {
-  FileKind,
-  kindOf,
-  newIdentity,
-  ownerOf,
-  permissionsOf,
-  sameFile,
-  UNKNOWN_OWNER,
-} from "../../ffi/types.ts";
+import type { Binding, EncodedPath } from "../../ffi/types.ts";
+import { FileKind, kindOf, newIdentity, sameFile } from "../../ffi/types.ts";
 import { type Attempt, BUSY, held, REPLACED } from "../attempt.ts";
 import { fileKindError, FLOCK_UNSUPPORTED, LockError } from "../errors.ts";
+import { foreignOwnerError } from "./foreign_owner.ts";
 import { unlinkIfOurs } from "./lock.ts";
 
 /** Everything one kernel acquire needs, resolved once before the first attempt. */
@@ -68,7 +60,6 @@ const atPath = newIdentity();
 export function lockedIdentity(): Uint32Array {
   return ours;
 }
-const directory = newIdentity();
 
 function failure(request: KernelRequest, errno: number): LockError {
   return new LockError({
@@ -105,9 +96,14 @@ function openFlags(binding: Binding): number {
  * Opens the file already at the path: read-write, or read-only where writing
  * is refused (`flock` works on either). A descriptor or `-errno`.
  */
-function openExisting(request: KernelRequest): { fd: number; readOnly: boolean } {
+function openExisting(request: KernelRequest, quiet = false): { fd: number; readOnly: boolean } {
   const { binding } = request;
   const c = binding.constants;
+  if (quiet) {
+    // A waiter's retry: closing a read-only descriptor wakes no other waiter.
+    const fd = openRetrying(request, c.O_RDONLY | openFlags(binding), 0);
+    if (fd >= 0 || binding.errnoName(-fd) === "ENOENT") return { fd, readOnly: true };
+  }
   const fd = openRetrying(request, c.O_RDWR | openFlags(binding), 0);
   if (fd >= 0) return { fd, readOnly: false };
   const name = binding.errnoName(-fd);
@@ -136,11 +132,11 @@ export interface Opened {
  * knows for certain whether it made the file. An existing file, the usual
  * case, still costs one `open`.
  */
-export function openDescriptor(request: KernelRequest): Opened | undefined {
+export function openDescriptor(request: KernelRequest, quiet = false): Opened | undefined {
   const { binding } = request;
   const c = binding.constants;
   for (;;) {
-    const existing = openExisting(request);
+    const existing = openExisting(request, quiet);
     const fd = existing.fd;
     if (fd >= 0) return { fd, readOnly: existing.readOnly, created: false };
     const name = binding.errnoName(-fd);
@@ -189,10 +185,15 @@ export function abandonUnlockable(request: KernelRequest, opened: Opened): void 
  * kernel. Throws `LockError` for anything the caller must act on. Never
  * leaks the descriptor and never writes to the file.
  */
-export function attemptKernel(request: KernelRequest, blocking: boolean): Attempt<number> {
+export function attemptKernel(
+  request: KernelRequest,
+  blocking: boolean,
+  quiet = false,
+  onBusy?: (fd: number) => void,
+): Attempt<number> {
   const { binding } = request;
   const c = binding.constants;
-  const opened = openDescriptor(request);
+  const opened = openDescriptor(request, quiet);
   if (opened === undefined) return REPLACED;
   const fd = opened.fd;
   testHooks.afterOpen?.();
@@ -206,6 +207,7 @@ export function attemptKernel(request: KernelRequest, blocking: boolean): Attemp
   if (locked !== 0) {
     const name = binding.errnoName(-locked);
     if (name === "EWOULDBLOCK") {
+      onBusy?.(fd);
       binding.close(fd);
       return BUSY;
     }
@@ -218,6 +220,8 @@ export function attemptKernel(request: KernelRequest, blocking: boolean): Attemp
       return { outcome: "unsupported", error: failure(request, -locked) };
     }
     binding.close(fd);
+    // A filesystem that locks only writable descriptors (NFS): retry as a holder would open.
+    if (name === "EBADF" && quiet) return attemptKernel(request, blocking, false, onBusy);
     if (name === "EBADF" && opened.readOnly) {
       throw new LockError({
         code: "EBADF",
@@ -268,40 +272,15 @@ export function attemptKernel(request: KernelRequest, blocking: boolean): Attemp
   return held(fd);
 }
 
-const S_ISVTX = 0o1000;
-const S_IWOTH = 0o002;
-
 /**
- * The refusal of a lock file that another (non-root) user owns in a sticky,
- * world-writable directory such as `/tmp`, as the kernel's
- * `protected_regular` refuses such files to `O_CREAT`: its owner may delete
- * it, and then processes that locked the old file and processes that create a
- * new one would both hold the lock. `undefined` when the file is fine, the
- * caller allowed it, or owners cannot be told here.
+ * A descriptor open for writing on the file a quiet attempt locked, whose
+ * close at release tells waiters (inotify's `IN_CLOSE_WRITE`) that the lock
+ * was let go; `-1` where the file cannot be opened for writing.
  */
-function foreignOwnerError(request: KernelRequest, file: FileIdentity): LockError | undefined {
-  const { binding } = request;
-  const owner = ownerOf(file);
-  const self = binding.userId;
-  if (
-    request.allowForeignOwner || self === undefined || owner === UNKNOWN_OWNER || owner === self ||
-    owner === 0
-  ) {
-    return undefined;
-  }
-  const parent = dirname(request.path);
-  if (binding.lstat(binding.encodePath(parent), directory) !== 0) return undefined;
-  const permissions = permissionsOf(directory);
-  if ((permissions & S_ISVTX) === 0 || (permissions & S_IWOTH) === 0) return undefined;
-  // The directory's owner could remove the file anyway (and the kernel lets it: protected_regular).
-  if (ownerOf(directory) === owner) return undefined;
-  return new LockError({
-    code: "EPERM",
-    path: request.path,
-    detail:
-      `the lock file belongs to uid ${owner}, another user, in the sticky world-writable directory ${parent}: ` +
-      "that user can delete it and split the lock; use a lock path in a directory only the lock's users can write, or pass allowForeignOwner: true",
-  });
+export function openAnnouncer(request: KernelRequest): number {
+  const c = request.binding.constants;
+  const fd = openRetrying(request, c.O_RDWR | openFlags(request.binding), 0);
+  return fd >= 0 ? fd : -1;
 }
 
 /**

@@ -54,14 +54,17 @@ export class KernelLock extends HeldLock {
   #binding: Binding;
   #encoded: EncodedPath;
   #fd: number;
+  /** A writable descriptor closed after the lock's (see `openAnnouncer`), or -1. */
+  #announcer: number;
   #removeOnRelease: boolean;
 
-  constructor(request: KernelRequest, fd: number, removeOnRelease: boolean) {
+  constructor(request: KernelRequest, fd: number, removeOnRelease: boolean, announcer = -1) {
     // The attempt that just answered `held` left its file's identity there.
     super(request.path, request.shared, identityKey(lockedIdentity()), readerOf(request.binding));
     this.#binding = request.binding;
     this.#encoded = request.encoded;
     this.#fd = fd;
+    this.#announcer = announcer;
     this.backend = request.binding.backend;
     // A shared holder never unlinks: readers and a writer would split across two inodes.
     this.#removeOnRelease = removeOnRelease && !request.shared;
@@ -91,6 +94,8 @@ export class KernelLock extends HeldLock {
     // hand-off independent of any descriptor a runtime may still share.
     binding.flock(fd, binding.constants.LOCK_UN);
     const closeResult = binding.close(fd);
+    // After the unlock: the waiters it wakes find the lock free.
+    if (this.#announcer >= 0) binding.close(this.#announcer);
     if (unlinkError !== 0) {
       throw new LockError({
         code: binding.errnoName(unlinkError),
