@@ -1,0 +1,232 @@
+// Waiters woken by the kernel (Linux: inotify on the lock file): a woken waiter never
+// holds the lock alongside another; a release wakes a waiter; a lost wake-up (a holder
+// that unlocks without closing, flock(1)'s read-only descriptor) is still handed over by
+// the fallback poll; cancelled waiters leave no descriptor, listener or thread behind; a
+// process whose waiters were abandoned exits by itself.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { acquire, LockTimeoutError, probe } from "../../mod.ts";
+import { IDLE_CLOSE_MS } from "../../src/kernel/inotify.ts";
+import { asyncWakeupsAvailable } from "../../src/kernel/wakeups.ts";
+import {
+  command,
+  exited,
+  finish,
+  type Flavour,
+  hasCommand,
+  inTemp,
+  openDescriptors,
+  runtimeName,
+  start,
+  waitFor,
+} from "../helpers.ts";
+
+const reason = probe().os !== "linux"
+  ? "kernel wake-ups exist on Linux only (elsewhere waiters poll)"
+  : !hasCommand("python3") || !hasCommand("flock")
+  ? "python3 and util-linux flock(1) are the foreign holders: apt-get install python3 util-linux"
+  : undefined;
+if (reason) console.log(`SKIP kernel wake-ups: ${reason}`);
+const skip = { skip: reason };
+
+/** The kernel backends' processes (Deno with FFI: the native backend has no inotify). */
+const WOKEN: Flavour[] = ["deno-ffi", "bun", "node"];
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/**
+ * A python3 holder that takes the lock, says "held", and once `release` exists unlocks,
+ * keeps the file open for `keepOpen` seconds, creates `<release>.closing`, and closes it.
+ */
+function pythonHolder(lock: string, release: string, keepOpen: number): string[] {
+  const script = `
+import fcntl, os, sys, time
+lock, release, keep = sys.argv[1], sys.argv[2], float(sys.argv[3])
+fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+fcntl.flock(fd, fcntl.LOCK_EX)
+print("held", flush=True)
+while not os.path.exists(release):
+    time.sleep(0.005)
+fcntl.flock(fd, fcntl.LOCK_UN)
+time.sleep(keep)
+open(release + ".closing", "w").close()
+os.close(fd)
+`;
+  return ["python3", "-c", script, lock, release, String(keepOpen)];
+}
+
+test(
+  `${runtimeName}: wake-ups: woken waiters of ${
+    WOKEN.join(", ")
+  } (async, sync, two per process) never overlap`,
+  skip,
+  inTemp(async (dir) => {
+    const lock = join(dir, "o.lock");
+    const marker = join(dir, "inside");
+    const run = async (mode: "lock" | "nolock") => {
+      const go = join(dir, `go-${mode}`);
+      const children = WOKEN.map((flavour) =>
+        start(command(flavour, "waiter.ts", [lock, "overlap", marker, "40", mode, `go=${go}`]))
+      );
+      const results = children.map((child) => finish(child));
+      await Promise.all(children.map((child) => waitFor(child, "ready", 60_000)));
+      writeFileSync(go, "");
+      return await Promise.all(results);
+    };
+    for (const result of await run("lock")) {
+      assert.equal(result.code, 0, result.stdout + result.stderr);
+      assert.match(result.stdout, /done/);
+      assert.doesNotMatch(result.stdout, /OVERLAP/);
+    }
+    // Control: the same critical sections without the lock do overlap.
+    const unlocked = await run("nolock");
+    assert.ok(
+      unlocked.some((result) => result.stdout.includes("OVERLAP")),
+      "without the lock the marker shows an overlap",
+    );
+  }),
+);
+
+for (const flavour of WOKEN) {
+  test(
+    `${runtimeName}: wake-ups: ${flavour}: a release wakes the waiter; an unlock without a close is handed over by the fallback poll`,
+    skip,
+    inTemp(async (dir) => {
+      const lock = join(dir, "w.lock");
+      const wait = async (keepOpen: number, extra: string[]) => {
+        const release = join(dir, `release-${keepOpen}-${extra.join("")}`);
+        const holder = start(pythonHolder(lock, release, keepOpen));
+        const held = finish(holder);
+        await waitFor(holder, "held");
+        const waiter = start(command(flavour, "waiter.ts", [lock, "once", "30000", ...extra]));
+        const result = finish(waiter);
+        await waitFor(waiter, "waiting", 60_000);
+        await sleep(300); // the waiter is past its first polls, asleep
+        writeFileSync(release, "");
+        const done = await result;
+        // Made before the holder's close: absent, the waiter got the lock with no close at all.
+        const holderStillOpen = !existsSync(`${release}.closing`);
+        holder.kill("SIGKILL");
+        await held;
+        return { ...done, holderStillOpen };
+      };
+      // The holder closes its descriptor: the close wakes the waiter.
+      const woken = await wait(0, []);
+      assert.equal(woken.stdout.trim().split("\n").at(-1), "held event", woken.stderr);
+      // The holder unlocks and keeps the file open: no event; the fallback poll hands it over.
+      const polled = await wait(30, []);
+      assert.equal(polled.stdout.trim().split("\n").at(-1), "held poll", polled.stderr);
+      assert.ok(polled.holderStillOpen, "handed over while the holder still had the file open");
+      // Control: without the fallback poll, the same waiter gets it only when the holder closes.
+      const unpolled = await wait(1.5, ["nofallback"]);
+      assert.equal(unpolled.stdout.trim().split("\n").at(-1), "held event", unpolled.stderr);
+      assert.ok(!unpolled.holderStillOpen, "it needed the holder's close");
+    }),
+  );
+}
+
+test(
+  `${runtimeName}: wake-ups: a flock(1) holder (read-only descriptor, no write close) is handed over`,
+  skip,
+  inTemp(async (dir) => {
+    const lock = join(dir, "f.lock");
+    const holder = start(["flock", lock, "sh", "-c", "echo held; sleep 0.5"]);
+    const held = finish(holder);
+    await waitFor(holder, "held");
+    const waiter = start(command(WOKEN[0]!, "waiter.ts", [lock, "once", "30000"]));
+    const done = await finish(waiter);
+    assert.match(done.stdout, /held (poll|event)/, done.stderr);
+    assert.equal((await held).code, 0);
+  }),
+);
+
+for (const flavour of WOKEN) {
+  test(
+    `${runtimeName}: wake-ups: ${flavour}: a process whose waiters timed out or were aborted exits by itself`,
+    skip,
+    inTemp(async (dir) => {
+      const lock = join(dir, "a.lock");
+      const holder = start(["flock", lock, "sh", "-c", "echo held; exec sleep 60"]);
+      await waitFor(holder, "held");
+      try {
+        const child = start(command(flavour, "waiter.ts", [lock, "abandon"]));
+        const guard = setTimeout(() => child.kill("SIGKILL"), 30_000);
+        const result = await finish(child);
+        clearTimeout(guard);
+        assert.equal(result.signal, null, "it ended by itself");
+        assert.equal(result.code, 0, result.stderr);
+        assert.match(result.stdout, /abandoned timeout timeout abandoned/);
+      } finally {
+        holder.kill("SIGKILL");
+        await exited(holder);
+      }
+    }),
+  );
+}
+
+/** Threads of this process blocked in poll(2)/ppoll(2) (x86_64: 7, 271; aarch64: 73). */
+function threadsInPoll(): number {
+  let count = 0;
+  for (const task of readdirSync("/proc/self/task")) {
+    try {
+      const call = readFileSync(`/proc/self/task/${task}/syscall`, "utf8").split(" ")[0];
+      const number = Number(call);
+      if (process.arch === "arm64" ? number === 73 : number === 7 || number === 271) count++;
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return count;
+}
+
+const sigioListeners = () =>
+  runtimeName === "deno" ? 0 : (process as { listenerCount(name: string): number }).listenerCount(
+    "SIGIO",
+  );
+
+test(
+  `${runtimeName}: wake-ups: cancelled waiters leave no descriptor, listener or thread behind`,
+  { skip: reason ?? (asyncWakeupsAvailable() ? undefined : "no FFI for inotify here") },
+  inTemp(async (dir) => {
+    const lock = join(dir, "c.lock");
+    const holder = start(["flock", lock, "sh", "-c", "echo held; exec sleep 60"]);
+    await waitFor(holder, "held");
+    try {
+      await sleep(IDLE_CLOSE_MS + 300); // anything earlier tests left open has closed
+      const descriptors = openDescriptors();
+      const listeners = sigioListeners();
+      const polling = threadsInPoll();
+      const controller = new AbortController();
+      const waits = [
+        acquire(lock, { timeout: 300 }),
+        acquire(lock, { timeout: 600 }),
+        acquire(lock, { signal: controller.signal }),
+      ];
+      await sleep(150);
+      // Control: while they wait, what the check looks for is there.
+      assert.ok(openDescriptors() > descriptors, "an inotify descriptor while waiting");
+      if (runtimeName !== "deno") assert.equal(sigioListeners(), listeners + 1);
+      else assert.equal(threadsInPoll(), polling + 1, "Deno: one thread in poll while waiting");
+      controller.abort(new Error("cancelled"));
+      const results = await Promise.allSettled(waits);
+      assert.ok(
+        results[0]!.status === "rejected" && results[0]!.reason instanceof LockTimeoutError,
+      );
+      assert.ok(
+        results[1]!.status === "rejected" && results[1]!.reason instanceof LockTimeoutError,
+      );
+      assert.ok(results[2]!.status === "rejected" && results[2]!.reason.message === "cancelled");
+      // The poll returns once woken through its eventfd: a moment, not a timeout.
+      for (let i = 0; i < 100 && threadsInPoll() > polling; i++) await sleep(20);
+      assert.equal(threadsInPoll(), polling, "no thread left in poll");
+      await sleep(IDLE_CLOSE_MS + 300);
+      assert.equal(openDescriptors(), descriptors, "no descriptor left");
+      assert.equal(sigioListeners(), listeners, "no SIGIO listener left");
+    } finally {
+      holder.kill("SIGKILL");
+      await exited(holder);
+    }
+  }),
+);
