@@ -9,7 +9,7 @@ import { acquire, type Lock, LockError, LockTimeoutError, tryAcquire } from "../
 import { missingDenoFlags } from "../../ffi/runtime.ts";
 import type { Options } from "./args.ts";
 import { runCommand, shellArgv } from "./command.ts";
-import { lockCopy } from "./descriptors.ts";
+import { inheritedToPass, lockCopy } from "./descriptors.ts";
 import { errorExitCode, EX_UNAVAILABLE } from "./exit_codes.ts";
 import { execInPlace } from "./no_fork.ts";
 import { conflict, talkative, timedOut, timeoutMs, tookLine } from "./output.ts";
@@ -69,15 +69,24 @@ export async function lockFile(options: Options, out: CliOutput): Promise<number
     );
     return EX_UNAVAILABLE;
   }
+  // What the shell passed in, read before anything of ours is open.
+  const inherited = inheritedToPass();
   // -u on a file unlocks a descriptor nobody else has: as with flock(1), the command just runs.
   const lock = options.kind === "unlock" ? undefined : await take(options, out);
   if (typeof lock === "number") return lock;
-  if (lock !== undefined && options.noFork) return await execInPlace(lock, argv, options, out);
+  if (lock !== undefined && options.noFork) {
+    return await execInPlace(lock, argv, inherited, options, out);
+  }
   // The command holds the lock too (unless -o): if this process is killed, the lock stays
   // held until the command ends.
   const copy = options.close || lock === undefined ? undefined : lockCopy(lock);
   try {
-    return await runCommand(argv, out, options.verbose, copy === undefined ? [] : [copy.fd]);
+    return await runCommand(
+      argv,
+      out,
+      options.verbose,
+      copy === undefined ? inherited : [...inherited, copy.fd],
+    );
   } finally {
     copy?.close();
     await lock?.release();

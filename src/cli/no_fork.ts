@@ -16,11 +16,13 @@ import { type CliOutput, strerror } from "./report.ts";
 /**
  * `-F`: replaces this process with the command, which keeps the lock (a
  * duplicate of the locked descriptor survives `exec`; a pidfile record names
- * the same pid). Returns only when that is impossible or `exec` fails.
+ * the same pid) and the `inherited` descriptors. Returns only when that is
+ * impossible or `exec` fails.
  */
 export async function execInPlace(
   lock: Lock,
   argv: string[],
+  inherited: readonly number[],
   options: Options,
   out: CliOutput,
 ): Promise<number> {
@@ -30,7 +32,10 @@ export async function execInPlace(
     const copy = lockCopy(lock);
     if (copy !== undefined || lock.backend === "pidfile") {
       if (options.verbose) out.stdout(`filelock: executing ${argv[0]}\n`);
-      const undo = prepareForExec(binding, copy === undefined ? [] : [copy.fd]);
+      const undo = prepareForExec(
+        binding,
+        copy === undefined ? inherited : [...inherited, copy.fd],
+      );
       const failed = binding.exec(argv);
       undo();
       copy?.close();

@@ -7,8 +7,8 @@
  * @module
  */
 
-import process from "node:process";
 import { writeSync } from "node:fs";
+import { isatty } from "node:tty";
 import type { Options } from "./args.ts";
 import type { CliOutput } from "./report.ts";
 
@@ -31,7 +31,9 @@ function writeNow(fd: number, text: string): void {
 export const processOutput: CliOutput = {
   stdout: (text) => writeNow(1, text),
   stderr: (text) => writeNow(2, text),
-  stderrIsTerminal: process.stderr.isTTY === true,
+  // isatty, not process.stderr: Bun's stream keeps a copy of descriptor 2 open (which a
+  // command would inherit), and Node's makes a pipe non-blocking.
+  stderrIsTerminal: isatty(2),
 };
 
 /** Whether to say more than flock(1) does: on a terminal, or with -v. */
