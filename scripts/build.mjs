@@ -1,12 +1,29 @@
 // `npm run build` (and `prepack`): what npm users load, built from the
 // TypeScript sources that Deno and JSR use as they are.
-//   dist/<entry>.js     ESM, one shared chunk, so that the entries share state
-//   dist/<entry>.cjs    CommonJS, one file per entry
-//   dist/<entry>.d.ts   the entry's types in one file (and a .d.cts copy for require)
+//   dist/<entry>.js       ESM; what the entries share is in chunks
+//                         (dist/shared-<hash>.js), so that they share state
+//   dist/<entry>.cjs      CommonJS, made from the ESM files one for one: the
+//                         same chunks (dist/shared-<hash>.cjs), so that a
+//                         process that requires several entries has one core
+//                         (one warning, one table of held locks, one LockError)
+//   dist/<entry>.d.ts     the entry's types in one file (and a .d.cts copy for require)
 // Bindings that exist in one runtime only (bun:ffi, koffi) stay outside and
 // are loaded on first use.
-import { spawnSync } from "node:child_process";
-import { copyFileSync, rmSync } from "node:fs";
+//
+// The files are built in a directory of their own and then renamed into
+// dist/ one by one (and stale ones removed), so that a process that uses
+// dist/ meanwhile (the test suite packs the package while other stages run
+// the built CLI) never finds a file missing or half written.
+import {
+  copyFileSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
+import { createRequire } from "node:module";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { build } from "esbuild";
@@ -25,41 +42,52 @@ const common = {
   legalComments: "none",
 };
 
-rmSync(dist, { recursive: true, force: true });
-await build({
-  ...common,
-  entryPoints: Object.fromEntries(
-    Object.entries(ENTRIES).map(([name, source]) => [name, join(root, source)]),
-  ),
-  format: "esm",
-  splitting: true,
-  outdir: dist,
-  chunkNames: "shared-[hash]",
-});
-/**
- * CommonJS has no shared chunks: the postgres entry takes the error classes
- * from mod.cjs, so that `instanceof LockError` holds across the two.
- */
-const sharedErrors = {
-  name: "shared-errors",
-  setup(build) {
-    build.onResolve(
-      { filter: /\/errors\.ts$/ },
-      (args) =>
-        args.resolveDir.endsWith(join("src", "postgres")) && args.path === "../errors.ts"
-          ? { path: "./mod.cjs", external: true }
-          : undefined,
-    );
-  },
-};
+mkdirSync(join(root, ".cache"), { recursive: true });
+const out = mkdtempSync(join(root, ".cache", "dist-"));
+try {
+  await Promise.all([javascript(), types()]);
+  mkdirSync(dist, { recursive: true });
+  const built = new Set(readdirSync(out));
+  for (const name of built) renameSync(join(out, name), join(dist, name));
+  for (const name of readdirSync(dist)) {
+    if (!built.has(name)) rmSync(join(dist, name), { recursive: true, force: true });
+  }
+} finally {
+  rmSync(out, { recursive: true, force: true });
+}
 
-for (const [name, source] of Object.entries(ENTRIES)) {
+async function javascript() {
+  const esm = await build({
+    ...common,
+    entryPoints: Object.fromEntries(
+      Object.entries(ENTRIES).map(([name, source]) => [name, join(root, source)]),
+    ),
+    format: "esm",
+    splitting: true,
+    outdir: out,
+    chunkNames: "shared-[hash]",
+    metafile: true,
+  });
+  // CommonJS has no chunks of its own: each ESM file (entry or chunk) becomes
+  // a .cjs file that requires the .cjs of the chunks it imports.
+  const files = Object.keys(esm.metafile.outputs).map((path) => join(root, path));
   await build({
     ...common,
-    entryPoints: [join(root, source)],
+    entryPoints: files,
     format: "cjs",
-    outfile: join(dist, `${name}.cjs`),
-    plugins: name === "postgres" ? [sharedErrors] : [],
+    absWorkingDir: out, // the files' comments name them as they are in dist/
+    outdir: out,
+    outbase: out,
+    outExtension: { ".js": ".cjs" },
+    plugins: [{
+      name: "chunks-as-cjs",
+      setup(build) {
+        build.onResolve({ filter: /^\.\/shared-[\w-]+\.js$/ }, (args) => ({
+          path: args.path.replace(/\.js$/, ".cjs"),
+          external: true,
+        }));
+      },
+    }],
     logOverride: { "empty-import-meta": "silent" },
     // CommonJS has no import.meta: give createRequire this file's URL instead.
     define: { "import.meta.url": "__filelockModuleUrl" },
@@ -67,20 +95,22 @@ for (const [name, source] of Object.entries(ENTRIES)) {
       js: 'const __filelockModuleUrl = require("node:url").pathToFileURL(__filename).href;',
     },
   });
-  const types = spawnSync(
-    join(root, "node_modules", ".bin", "dts-bundle-generator"),
-    [
-      "--silent",
-      "--no-check",
-      "--project",
-      join(root, "scripts", "tsconfig.build.json"),
-      "--export-referenced-types=false",
-      "-o",
-      join(dist, `${name}.d.ts`),
-      join(root, source),
-    ],
-    { stdio: "inherit" },
+}
+
+/** Every entry's declarations, from one TypeScript program (async: a failure rejects). */
+async function types() {
+  const require = createRequire(import.meta.url);
+  const { generateDtsBundle } = require("dts-bundle-generator");
+  const names = Object.keys(ENTRIES);
+  const bundles = generateDtsBundle(
+    names.map((name) => ({
+      filePath: join(root, ENTRIES[name]),
+      output: { exportReferencedTypes: false },
+    })),
+    { preferredConfigPath: join(root, "scripts", "tsconfig.build.json") },
   );
-  if (types.status !== 0) throw new Error(`dts-bundle-generator failed for ${source}`);
-  copyFileSync(join(dist, `${name}.d.ts`), join(dist, `${name}.d.cts`));
+  names.forEach((name, i) => {
+    writeFileSync(join(out, `${name}.d.ts`), bundles[i]);
+    copyFileSync(join(out, `${name}.d.ts`), join(out, `${name}.d.cts`));
+  });
 }

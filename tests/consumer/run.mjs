@@ -304,6 +304,62 @@ for (const name of ["a", "b"]) {
       );
     },
   );
+
+  // 9. One core per process in CommonJS too: the entries require the same
+  // chunks as the ESM build imports, so the library and the CLI used from one
+  // process warn once, share their held locks and their LockError.
+  writeFileSync(
+    join(app, "one-core.cjs"),
+    `const filelock = require("@lockkit/filelock");
+const { main } = require("@lockkit/filelock/cli");
+const postgres = require("@lockkit/filelock/postgres");
+const quiet = { stdout() {}, stderr() {}, stderrIsTerminal: false };
+(async () => {
+  const held = filelock.tryAcquire("./one-core.lock");
+  if (held?.backend !== "pidfile") throw new Error("expected the pidfile fallback, got " + held?.backend);
+  const whileHeld = await main(["-n", "./one-core.lock", "true"], quiet);
+  held.releaseSync();
+  const afterwards = await main(["-n", "./one-core.lock", "true"], quiet);
+  const refused = await postgres.postgresLocks({ begin() {}, unsafe() {} }).tryAcquire("").catch((e) => e);
+  let modError;
+  try { filelock.tryAcquire(""); } catch (e) { modError = e; }
+  console.log(JSON.stringify({
+    whileHeld,
+    afterwards,
+    sameClass: postgres.LockError === filelock.LockError,
+    postgresErrorIsLockError: refused instanceof filelock.LockError,
+    modErrorIsPostgresLockError: modError instanceof postgres.LockError,
+  }));
+})().catch((e) => { console.error(e); process.exit(1); });
+`,
+  );
+  check(
+    "CommonJS: the entry points share one core (one fallback warning for the library and the CLI, their held locks, one LockError)",
+    () => {
+      const dist = join(app, "node_modules", "@lockkit", "filelock", "dist");
+      for (const extension of [".js", ".cjs"]) {
+        const copies = readdirSync(dist).filter((name) =>
+          name.endsWith(extension) &&
+          readFileSync(join(dist, name), "utf8").includes("filelock: warning: ")
+        );
+        expect(copies.length === 1, `the warning is in ${copies.join(", ")} (*${extension})`);
+      }
+      const result = ran(run(["node", "one-core.cjs"]), "node one-core.cjs");
+      const warnings = result.stderr.split("\n").filter((l) => l.startsWith("filelock: warning:"));
+      expect(warnings.length === 1, `one warning, got ${warnings.length}: ${result.stderr}`);
+      const seen = JSON.parse(result.stdout);
+      expect(
+        JSON.stringify(seen) === JSON.stringify({
+          whileHeld: 1,
+          afterwards: 0,
+          sameClass: true,
+          postgresErrorIsLockError: true,
+          modErrorIsPostgresLockError: true,
+        }),
+        result.stdout,
+      );
+    },
+  );
 } finally {
   rmSync(work, { recursive: true, force: true });
 }
