@@ -22,10 +22,10 @@ export interface Holding {
   /** The path it was taken by. */
   readonly path: string;
   readonly shared: boolean;
-  /** Its file's identity, in `reader`'s terms. */
-  readonly identity: string;
+  /** Its file's identity, in `identityReader`'s terms (made only when asked: not on every acquire). */
+  identityKey(): string;
   /** Reads the identity of another path in the same terms. */
-  readonly reader: IdentityReader;
+  readonly identityReader: IdentityReader;
 }
 
 const holdings = new Set<Holding>();
@@ -53,13 +53,14 @@ export function heldHereAgainst(path: string, shared: boolean): boolean {
   for (const held of holdings) {
     if (shared && held.shared) continue;
     let identity: string | null | undefined;
-    if (read.has(held.reader)) {
-      identity = read.get(held.reader);
+    const reader = held.identityReader;
+    if (read.has(reader)) {
+      identity = read.get(reader);
     } else {
-      identity = held.reader(path);
-      read.set(held.reader, identity);
+      identity = reader(path);
+      read.set(reader, identity);
     }
-    if (identity === undefined ? held.path === path : identity === held.identity) return true;
+    if (identity === undefined ? held.path === path : identity === held.identityKey()) return true;
   }
   return false;
 }

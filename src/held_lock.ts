@@ -13,28 +13,31 @@ import type { Lock } from "./types.ts";
  * A held lock; a backend's lock class supplies `releaseSync` and its state,
  * and calls {@linkcode HeldLock.forget} once the lock is no longer held.
  */
-export abstract class HeldLock implements Lock {
+export abstract class HeldLock implements Lock, Holding {
   readonly path: string;
   readonly shared: boolean;
   abstract readonly backend: BackendName;
   abstract readonly released: boolean;
-  #holding: Holding;
 
   /**
-   * `identity` names the file locked (device and inode) in the terms of
-   * `reader`, which reads another path's the same way: this thread then
-   * refuses a synchronous wait for it by any path (`src/held_here.ts`).
+   * Notes the lock as held by this thread, which then refuses a synchronous
+   * wait for its file by any path (`src/held_here.ts`).
    */
-  constructor(path: string, shared: boolean, identity: string, reader: IdentityReader) {
+  constructor(path: string, shared: boolean) {
     this.path = path;
     this.shared = shared;
-    this.#holding = { path, shared, identity, reader };
-    noteHeld(this.#holding);
+    noteHeld(this);
   }
+
+  /** The locked file's identity (device and inode) in the terms of {@linkcode identityReader}. */
+  abstract identityKey(): string;
+
+  /** Reads another path's identity the same way. */
+  abstract readonly identityReader: IdentityReader;
 
   /** Notes that this thread no longer holds the lock; once, when `released` turns true. */
   protected forget(): void {
-    noteReleased(this.#holding);
+    noteReleased(this);
   }
 
   /** Releases the lock synchronously; idempotent. */

@@ -58,9 +58,13 @@ export class KernelLock extends HeldLock {
   #announcer: number;
   #removeOnRelease: boolean;
 
+  /** The locked file's device and inode, copied from the attempt's `fstat` (a key only when asked). */
+  readonly #file: Uint32Array;
+
   constructor(request: KernelRequest, fd: number, removeOnRelease: boolean, announcer = -1) {
+    super(request.path, request.shared);
     // The attempt that just answered `held` left its file's identity there.
-    super(request.path, request.shared, identityKey(lockedIdentity()), readerOf(request.binding));
+    this.#file = lockedIdentity().slice(0, 4);
     this.#binding = request.binding;
     this.#encoded = request.encoded;
     this.#fd = fd;
@@ -72,6 +76,14 @@ export class KernelLock extends HeldLock {
 
   get released(): boolean {
     return this.#fd < 0;
+  }
+
+  identityKey(): string {
+    return identityKey(this.#file);
+  }
+
+  get identityReader(): IdentityReader {
+    return readerOf(this.#binding);
   }
 
   /** See {@linkcode inheritableDescriptor}. */

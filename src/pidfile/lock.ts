@@ -15,6 +15,7 @@ import {
 } from "../../ffi/node_fs.ts";
 import { processId } from "../../ffi/node_process.ts";
 import { LockError } from "../errors.ts";
+import type { IdentityReader } from "../held_here.ts";
 import { HeldLock } from "../held_lock.ts";
 import { describeHolder } from "../holder_text.ts";
 import type { LockHolder } from "../types.ts";
@@ -70,15 +71,26 @@ export class PidfileLock extends HeldLock {
   /** How often the registry refreshes this lock's heartbeat. */
   readonly heartbeatMs: number;
   #created: Created | undefined;
+  /** The created file's status, for {@linkcode identityKey}. */
+  #status: FileStatus;
   #onCompromised: (error: LockError) => void;
   #reported = false;
 
   constructor(request: PidfileRequest, created: Created) {
-    super(request.path, false, statusKey(created.status), readIdentity);
+    super(request.path, false);
     this.#created = created;
+    this.#status = created.status;
     this.#onCompromised = request.onCompromised ?? warnCompromised;
     this.heartbeatMs = heartbeatPeriod(request.staleMs);
     track(this);
+  }
+
+  identityKey(): string {
+    return statusKey(this.#status);
+  }
+
+  get identityReader(): IdentityReader {
+    return readIdentity;
   }
 
   get released(): boolean {
