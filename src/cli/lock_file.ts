@@ -13,7 +13,7 @@ import { inheritedToPass, lockCopy } from "./descriptors.ts";
 import { errorExitCode, EX_UNAVAILABLE } from "./exit_codes.ts";
 import { execInPlace } from "./no_fork.ts";
 import { conflict, talkative, timedOut, timeoutMs, tookLine } from "./output.ts";
-import { type CliOutput, holderText, safeInspect, startWaitingLine } from "./report.ts";
+import { type CliOutput, holderText, safeInspect, startWaitingLine, strerror } from "./report.ts";
 
 /** The lock on the file, or an exit code (conflict, timeout, error). */
 async function take(options: Options, out: CliOutput): Promise<Lock | number> {
@@ -43,7 +43,9 @@ async function take(options: Options, out: CliOutput): Promise<Lock | number> {
       return timedOut(options, out, options.lockfile, holderText({ holders: error.holders }));
     }
     if (error instanceof LockError) {
-      out.stderr(`filelock: cannot lock ${options.lockfile}: ${error.message}\n`);
+      // ELOOP here is a loop of links (the CLI followed them): say it in flock(1)'s words.
+      const reason = error.code === "ELOOP" ? strerror(error.code) : error.message;
+      out.stderr(`filelock: cannot lock ${options.lockfile}: ${reason}\n`);
       return errorExitCode(error);
     }
     throw error;

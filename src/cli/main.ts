@@ -28,6 +28,7 @@ import { type Options, parseArgs, USAGE, UsageError } from "./args.ts";
 import { EX_UNAVAILABLE, EX_USAGE } from "./exit_codes.ts";
 import { lockDescriptor } from "./lock_descriptor.ts";
 import { lockFile } from "./lock_file.ts";
+import { followLinks } from "./lock_path.ts";
 import { processOutput } from "./output.ts";
 import { type CliOutput, status } from "./report.ts";
 
@@ -55,6 +56,8 @@ export async function main(args: readonly string[], output?: CliOutput): Promise
     out.stderr(`filelock: ${error.message}\nTry 'filelock --help' for more information.\n`);
     return EX_USAGE;
   }
+  // The lock path as flock(1) opens it: through its symbolic links.
+  if (options.lockfile !== "") options = { ...options, lockfile: followLinks(options.lockfile) };
   switch (options.action) {
     case "help":
       out.stdout(USAGE);
