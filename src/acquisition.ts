@@ -9,6 +9,7 @@
  */
 
 import type { Binding, EncodedPath } from "../ffi/types.ts";
+import { accessTimeOf, newIdentity } from "../ffi/types.ts";
 import { type Attempt, BUSY, held, REPLACED } from "./attempt.ts";
 import { dirname } from "node:path";
 import { missingDenoFlags } from "../ffi/runtime.ts";
@@ -22,7 +23,7 @@ import {
   lockedIdentity,
   openAnnouncer,
 } from "./kernel/engine.ts";
-import { waitedForSinceLastTime } from "./kernel/fairness.ts";
+import { wallMicroseconds, yieldsTo } from "./kernel/fairness.ts";
 import { markWaiting } from "./kernel/wakeups.ts";
 import { guard, guardSync, needsGuard } from "./kernel/hang_guard.ts";
 import { kernelTimedOut } from "./kernel/holders.ts";
@@ -216,7 +217,7 @@ export class Acquisition implements Attempter<Lock> {
     const kernel = this.#kernel;
     if (kernel !== undefined) {
       // A waiter that loses a race marks the file (./kernel/fairness.ts).
-      const result = attemptKernel(kernel, blocking, quiet, quiet ? markWaiting : undefined);
+      const result = attemptKernel(kernel, blocking, quiet, quiet ? this.#markWaiting : undefined);
       if (result.outcome === "held") {
         if (this.#yields(kernel, result.value, quiet)) return BUSY;
         const { removeOnRelease } = this.options;
@@ -234,14 +235,26 @@ export class Acquisition implements Attempter<Lock> {
     return result.outcome === "held" ? held(new PidfileLock(request, result.value)) : result;
   }
 
+  /** When this acquisition began to wait (its first lost race), in µs of wall clock. */
+  #waitingSince: number | undefined;
+  readonly #markIdentity = newIdentity();
+
+  /** Marks the file a lost race found busy (`src/kernel/fairness.ts`). */
+  #markWaiting = (fd: number): void => {
+    const binding = this.#kernel!.binding;
+    if (binding.fstat(fd, this.#markIdentity) !== 0) return;
+    this.#waitingSince ??= wallMicroseconds();
+    markWaiting(fd, accessTimeOf(this.#markIdentity), this.#waitingSince);
+  };
+
   /**
    * Whether to give back the lock just taken on `fd`: a waiting acquire that
    * took it first try (no queue behind it in this process) on the file it
-   * last held, which another process marked as waited for meanwhile.
+   * last held, which another process marked as waited for a quantum ago.
    */
   #yields(kernel: KernelRequest, fd: number, quiet: boolean): boolean {
-    const waited = waitedForSinceLastTime(lockedIdentity());
-    if (quiet || !this.mayYield || !waited || kernel.binding.osDescriptors !== true) return false;
+    const mayYield = !quiet && this.mayYield && kernel.binding.osDescriptors === true;
+    if (!yieldsTo(lockedIdentity(), mayYield)) return false;
     kernel.binding.flock(fd, kernel.binding.constants.LOCK_UN);
     kernel.binding.close(fd);
     this.#yielded = true;

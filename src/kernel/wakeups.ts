@@ -227,18 +227,28 @@ function placeIn(queue: PathQueue): Place {
   };
 }
 
-const WAITING_TIMES = (() => {
-  const times = new BigInt64Array([0n, BigInt(L.UTIME_NOW), 0n, BigInt(L.UTIME_OMIT)]);
-  return new Uint8Array(times.buffer);
-})();
+const markTimes = new BigInt64Array(4);
+const markBytes = new Uint8Array(markTimes.buffer);
 
 /**
- * Marks the file open as `fd` as waited for: its access time set to now
- * (`futimens`; its content and modification time stay). A holder that takes
- * the file again sees it and lets the waiter go first (`./fairness.ts`).
+ * Marks the file open as `fd` as waited for since `since` (µs of wall
+ * clock): its access time set to the later of `since` and just after
+ * `current` (its access time now), so that every mark is new and the oldest
+ * waiter's start shows; its content and modification time stay. Setting a
+ * time needs the file's owner; anyone else marks with "now" (`./fairness.ts`).
  */
-export function markWaiting(fd: number): void {
-  kernelEvents()?.futimens(fd, WAITING_TIMES);
+export function markWaiting(fd: number, current: number, since: number): void {
+  const calls = kernelEvents();
+  if (calls === null) return;
+  const at = Math.max(since, current + 1);
+  markTimes[0] = BigInt(Math.floor(at / 1e6));
+  markTimes[1] = BigInt(Math.floor(at % 1e6) * 1000);
+  markTimes[2] = 0n;
+  markTimes[3] = BigInt(L.UTIME_OMIT);
+  if (calls.futimens(fd, markBytes) === 0) return;
+  markTimes[0] = 0n;
+  markTimes[1] = BigInt(L.UTIME_NOW);
+  calls.futimens(fd, markBytes);
 }
 
 let syncInotify: SyncInotify | undefined;
