@@ -1,12 +1,14 @@
-// `npm run bench`: every backend in every runtime against a C reference and
-// the npm peers, in one run on one machine. Prints a table, writes
-// bench/results.json and bench/results.svg. `--smoke` runs tiny sizes (the
-// test suite does, so that the benchmark cannot rot) and writes nothing.
+// `npm run bench`: every backend in every runtime against C references and the npm peers,
+// in one run on one machine, the references interleaved with the runs they are compared
+// to (a reference measured once up front drifts with the machine's load). Prints the
+// tables and the targets, writes bench/results.json and bench/results.svg. `--smoke` runs
+// tiny sizes (the test suite does, so that the benchmark cannot rot) and writes nothing.
 import { spawn, spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { cpus, tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { build } from "esbuild";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
 const smoke = process.argv.includes("--smoke");
@@ -15,32 +17,48 @@ const worker = join(root, "bench", "worker.ts");
 const scratch = mkdtempSync(join(tmpdir(), "filelock-bench-"));
 const S = smoke
   ? {
-    n: 200,
+    n: 300,
     rounds: 2,
     peerN: 20,
-    count: 20,
     procs: [1, 2],
+    contendedMs: 150,
     handoffs: 12,
+    longHolds: 2,
     scale: [1, 100],
     cold: 1,
-    waitMs: 400,
+    waitMs: 300,
   }
   : {
     n: 20000,
     rounds: 7,
     peerN: 2000,
-    count: 400,
     procs: [1, 2, 4, 8],
+    contendedMs: 1000,
     handoffs: 200,
+    longHolds: 8,
     scale: [1, 100, 10000],
-    cold: 5,
+    cold: 7,
     waitMs: 3000,
   };
 
+// Node runs the worker bundled (as npm users run the built package), not through tsx, whose
+// start-up would swamp every measurement that spawns a process.
+const nodeWorker = join(root, ".cache", "bench", "worker.mjs"); // beside node_modules
+await build({
+  entryPoints: [worker],
+  bundle: true,
+  format: "esm",
+  platform: "node",
+  target: "node20",
+  external: ["koffi", "bun:ffi", "proper-lockfile", "lockfile"],
+  outfile: nodeWorker,
+  logLevel: "warning",
+  logOverride: { "empty-import-meta": "silent" },
+});
 const RUNTIMES = {
   deno: (args) => [bin("deno"), "run", "-A", "--v8-flags=--expose-gc", worker, ...args],
   bun: (args) => [bin("bun"), worker, ...args],
-  node: (args) => ["node", "--expose-gc", "--import", "tsx", worker, ...args],
+  node: (args) => ["node", "--expose-gc", nodeWorker, ...args],
 };
 const KERNEL = { deno: ["ffi", "native"], bun: ["ffi"], node: ["ffi"] };
 const BACKEND_NAME = {
@@ -55,6 +73,16 @@ const label = (runtime, backend) =>
 let counter = 0;
 const fresh = (name) => join(scratch, `${name}-${counter++}`);
 const skipped = [];
+const now = () => Number(process.hrtime.bigint()) / 1e6; // CLOCK_MONOTONIC, as the workers'
+
+function lastJson(text, what) {
+  const line = text.trim().split("\n").at(-1);
+  try {
+    return JSON.parse(line);
+  } catch {
+    throw new Error(`${what}: no result: ${text.slice(-500)}`);
+  }
+}
 
 function runJson(argv) {
   const result = spawnSync(argv[0], argv.slice(1), {
@@ -63,7 +91,7 @@ function runJson(argv) {
     maxBuffer: 1 << 26,
   });
   if (result.status !== 0) throw new Error(`${argv.join(" ")}: ${result.stderr}`);
-  return JSON.parse(result.stdout.trim().split("\n").at(-1));
+  return lastJson(result.stdout, argv.join(" "));
 }
 
 function median(values) {
@@ -76,7 +104,14 @@ function percentile(values, p) {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
 }
 
-// ---- references -----------------------------------------------------------
+/** Jain's fairness index of per-process counts: 1 when equal, 1/n when one takes all. */
+function jain(counts) {
+  const sum = counts.reduce((a, b) => a + b, 0);
+  const squares = counts.reduce((a, b) => a + b * b, 0);
+  return squares === 0 ? 1 : (sum * sum) / (counts.length * squares);
+}
+
+// ---- references ---------------------------------------------------------------------
 
 let reference;
 const cc = spawnSync("cc", [
@@ -88,75 +123,103 @@ const cc = spawnSync("cc", [
 if (cc.status === 0) {
   reference = join(scratch, "reference");
 } else {
-  skipped.push("C reference: no C compiler (cc) here");
+  skipped.push("C references: no C compiler (cc) here; apt-get install gcc");
 }
-
-function cCycle() {
-  const values = [];
-  for (let r = 0; r < S.rounds; r++) {
-    const out = spawnSync(reference, ["cycle", fresh("c.lock"), String(S.n)], { encoding: "utf8" });
-    values.push(Number(out.stdout));
-  }
-  return median(values);
-}
-
-// ---- 1. uncontended cycle ---------------------------------------------------
+const cNs = (args) => Number(spawnSync(reference, args, { encoding: "utf8" }).stdout);
 
 console.log(
   `filelock benchmark${smoke ? " (smoke)" : ""}: ${cpus().length} cores, ${
     cpus()[0]?.model ?? "?"
   }`,
 );
-const cycles = [];
-const cReference = reference ? cCycle() : undefined;
-if (cReference) {
-  cycles.push({
-    name: "C reference (open+flock+fstat+lstat+unlock+close)",
+
+// ---- 1. uncontended cycle, interleaved round by round --------------------------------
+
+const variants = [];
+if (reference) {
+  variants.push({
+    name: "C reference, the library's syscalls (open+flock+fstat+lstat+unlock+close)",
     mode: "sync",
-    ns: cReference,
+    run: () => cNs(["cycle", fresh("c.lock"), String(S.n)]),
+  });
+  variants.push({
+    name: "C minimal (open+flock+close)",
+    mode: "sync",
+    run: () => cNs(["cycle-min", fresh("cm.lock"), String(S.n)]),
   });
 }
 for (const [runtime, backends] of Object.entries(KERNEL)) {
-  for (const backend of [...backends, "pidfile"]) {
+  for (const backend of backends) {
     for (const mode of ["sync", "async"]) {
-      const n = backend === "pidfile" ? Math.ceil(S.n / 4) : S.n;
-      const { ns } = runJson(
-        RUNTIMES[runtime]([
-          "cycle",
-          backend,
-          mode,
-          fresh("cycle.lock"),
-          String(n),
-          String(S.rounds),
-        ]),
-      );
-      cycles.push({ name: label(runtime, backend), mode, ns });
+      variants.push({
+        name: label(runtime, backend),
+        mode,
+        run: () =>
+          runJson(RUNTIMES[runtime](["cycle", backend, mode, fresh("cycle.lock"), String(S.n)])).ns,
+      });
     }
   }
 }
-cycles.push({
-  name: "Deno FsFile.tryLock loop (reference)",
+variants.push({
+  name: "Deno FsFile open+tryLock+lstat+unlock+close (reference for deno-native)",
   mode: "sync",
-  ...runJson(RUNTIMES.deno(["trylock", fresh("t.lock"), String(S.n), String(S.rounds)])),
+  run: () => runJson(RUNTIMES.deno(["trylock", fresh("t.lock"), String(S.n)])).ns,
 });
+const pidfileVariants = [];
+if (reference) {
+  pidfileVariants.push({
+    name: "C pidfile floor (create-exclusive, write, read back, unlink)",
+    mode: "sync",
+    run: () => cNs(["pidfile", fresh("cp.lock"), String(Math.ceil(S.n / 4))]),
+  });
+}
+for (const runtime of Object.keys(RUNTIMES)) {
+  pidfileVariants.push({
+    name: label(runtime, "pidfile"),
+    mode: "sync",
+    run: () =>
+      runJson(
+        RUNTIMES[runtime]([
+          "cycle",
+          "pidfile",
+          "sync",
+          fresh("pf.lock"),
+          String(Math.ceil(S.n / 4)),
+        ]),
+      ).ns,
+  });
+}
+
+function interleaved(list) {
+  const samples = list.map(() => []);
+  for (let round = 0; round < S.rounds; round++) {
+    list.forEach((variant, i) => samples[i].push(variant.run()));
+  }
+  return list.map((variant, i) => ({
+    name: variant.name,
+    mode: variant.mode,
+    ns: median(samples[i]),
+  }));
+}
+
+const cycles = [...interleaved(variants), ...interleaved(pidfileVariants)];
 cycles.push({
   name: "proper-lockfile (npm)",
   mode: "sync",
-  ...runJson(
-    RUNTIMES.node(["peer", "proper-lockfile", fresh("p.lock"), String(S.peerN), String(S.rounds)]),
-  ),
+  ...runJson(RUNTIMES.node(["peer", "proper-lockfile", fresh("p.lock"), String(S.peerN)])),
 });
 cycles.push({
   name: "lockfile (npm)",
   mode: "sync",
-  ...runJson(
-    RUNTIMES.node(["peer", "lockfile", fresh("l.lock"), String(S.peerN * 5), String(S.rounds)]),
-  ),
+  ...runJson(RUNTIMES.node(["peer", "lockfile", fresh("l.lock"), String(S.peerN * 5)])),
 });
-for (const c of cycles) c.ratio = cReference ? c.ns / cReference : undefined;
+const cycleOf = (name, mode = "sync") => cycles.find((c) => c.name === name && c.mode === mode);
+const cFull = cycles.find((c) => c.name.startsWith("C reference"));
+for (const c of cycles) c.ratio = cFull ? c.ns / cFull.ns : undefined;
 
-// ---- 2. contended throughput -----------------------------------------------
+// ---- 2. contended throughput and fairness, each case >= 1 s behind a start barrier ----
 
+/** Runs `argvs` together from one start time (written into `go`); their last JSON lines. */
 async function together(argvs, go) {
   const children = argvs.map((argv) =>
     spawn(argv[0], argv.slice(1), { cwd: root, stdio: ["ignore", "pipe", "pipe"] })
@@ -172,73 +235,127 @@ async function together(argvs, go) {
     if (children.some((c) => c.exitCode !== null)) break;
     await new Promise((resolve) => setTimeout(resolve, 5));
   }
-  const started = performance.now();
-  writeFileSync(go, "");
+  writeFileSync(go, String(now() + 50)); // every process starts at the same moment
   const codes = await Promise.all(done);
-  const seconds = (performance.now() - started) / 1000;
   codes.forEach((code, i) => {
     if (code !== 0) throw new Error(`${argvs[i].join(" ")} exited ${code}: ${errors[i]}`);
   });
-  return { seconds, results: outputs.map((o) => JSON.parse(o.trim().split("\n").at(-1))) };
+  return outputs.map((o, i) => lastJson(o, argvs[i].join(" ")));
+}
+
+/** One contended case: `procs` copies of `argv(lock, counter, go)`; ops/s and fairness. */
+async function contendedCase(procs, argv) {
+  const lock = fresh("k.lock"), count = fresh("counter"), go = fresh("go");
+  writeFileSync(count, "0".padStart(16, "0"));
+  const results = await together(Array.from({ length: procs }, () => argv(lock, count, go)), go);
+  const counts = results.map((r) => r.count);
+  const total = counts.reduce((a, b) => a + b, 0);
+  if (Number(readFileSync(count, "utf8")) !== total) {
+    throw new Error(`${argv("", "", "").join(" ")}: the counter is not exact`);
+  }
+  return { opsPerSecond: total / (S.contendedMs / 1000), fairness: jain(counts) };
 }
 
 const contended = [];
 for (const procs of S.procs) {
   const row = { procs };
-  if (reference) {
-    const lock = fresh("cc.lock"), count = fresh("counter");
-    writeFileSync(count, "0".padStart(16, "0"));
-    const started = performance.now();
-    await Promise.all(Array.from({ length: procs }, () =>
-      new Promise((resolve) => {
-        spawn(reference, ["counter", lock, count, String(S.count)]).on("close", resolve);
-      })));
-    row.c = (procs * S.count) / ((performance.now() - started) / 1000);
-    if (Number(readFileSync(count, "utf8")) !== procs * S.count) {
-      throw new Error("C counter not exact");
-    }
-  }
+  const cCase = (how) => (lock, count, go) => [
+    reference,
+    "counter",
+    lock,
+    count,
+    go,
+    String(S.contendedMs),
+    how,
+  ];
+  if (reference) row.cBlocking = await contendedCase(procs, cCase("blocking"));
   for (const runtime of Object.keys(RUNTIMES)) {
-    const lock = fresh("k.lock"), count = fresh("counter"), go = fresh("go");
-    writeFileSync(count, "0".padStart(16, "0"));
-    const argvs = Array.from(
-      { length: procs },
-      () => RUNTIMES[runtime](["count", "ffi", lock, count, String(S.count), go]),
-    );
-    const { seconds } = await together(argvs, go);
-    const total = Number(readFileSync(count, "utf8"));
-    if (total !== procs * S.count) {
-      throw new Error(`${runtime} counter: ${total} of ${procs * S.count}`);
+    // Each runtime right after its own C reference run.
+    if (reference) row[`cSame:${runtime}`] = await contendedCase(procs, cCase("same"));
+    for (const mode of ["async", "sync"]) {
+      row[`${runtime}:${mode}`] = await contendedCase(
+        procs,
+        (lock, count, go) =>
+          RUNTIMES[runtime](["count", "ffi", mode, lock, count, go, String(S.contendedMs)]),
+      );
     }
-    row[runtime] = (procs * S.count) / seconds;
   }
   contended.push(row);
 }
 
-// ---- 3. hand-off latency and waiting CPU -----------------------------------
+// ---- 3. hand-off latency ------------------------------------------------------------
 
+/** Hand-offs between `procs` processes of `argv(lock, stamp, go)`: p50, p99 (ms). */
+async function handoffCase(procs, argv) {
+  const lock = fresh("h.lock"), stamp = fresh("stamp"), go = fresh("go");
+  const results = await together(Array.from({ length: procs }, () => argv(lock, stamp, go)), go);
+  const latencies = results.flatMap((r) => r.latencies);
+  return {
+    p50: percentile(latencies, 50),
+    p99: percentile(latencies, 99),
+    samples: latencies.length,
+  };
+}
+
+const HANDOFF_CASES = [
+  { name: "hold 2 ms, pause 5 ms", holdUs: 2000, pauseUs: 5000, procs: 5 },
+  { name: "hold 2 ms, pause 1 ms (shorter than the hold)", holdUs: 2000, pauseUs: 1000, procs: 5 },
+];
 const handoff = [];
-for (const runtime of Object.keys(RUNTIMES)) {
-  for (const waiters of [1, 4]) {
-    const lock = fresh("h.lock"), stamp = fresh("stamp"), go = fresh("go");
-    writeFileSync(stamp, "");
-    const procs = waiters + 1;
-    const each = Math.ceil(S.handoffs / procs);
-    const argvs = Array.from(
-      { length: procs },
-      () => RUNTIMES[runtime](["handoff", "ffi", lock, stamp, String(each), go]),
-    );
-    const { results } = await together(argvs, go);
-    const latencies = results.flatMap((r) => r.latencies);
+for (const c of HANDOFF_CASES) {
+  const each = String(Math.ceil(S.handoffs / c.procs));
+  const args = (lock, stamp, go) => [lock, stamp, go, each, String(c.holdUs), String(c.pauseUs)];
+  if (reference) {
     handoff.push({
+      case: c.name,
+      runtime: "C",
+      mode: "blocking",
+      ...await handoffCase(
+        c.procs,
+        (lock, stamp, go) => [reference, "handoff", ...args(lock, stamp, go)],
+      ),
+    });
+  }
+  for (const runtime of Object.keys(RUNTIMES)) {
+    for (const mode of ["async", "sync", "blocking"]) {
+      handoff.push({
+        case: c.name,
+        runtime,
+        mode,
+        ...await handoffCase(
+          c.procs,
+          (lock, stamp, go) => RUNTIMES[runtime](["handoff", mode, ...args(lock, stamp, go)]),
+        ),
+      });
+    }
+  }
+}
+// After a long hold: a waiter asleep for 300 ms (no poll due soon) is handed the lock.
+for (const runtime of Object.keys(RUNTIMES)) {
+  for (const mode of ["async", "blocking"]) {
+    handoff.push({
+      case: "hold 300 ms",
       runtime,
-      waiters,
-      p50: percentile(latencies, 50),
-      p99: percentile(latencies, 99),
-      samples: latencies.length,
+      mode,
+      ...await handoffCase(
+        2,
+        (lock, stamp, go) =>
+          RUNTIMES[runtime]([
+            "handoff",
+            mode,
+            lock,
+            stamp,
+            go,
+            String(S.longHolds),
+            "300000",
+            "50000",
+          ]),
+      ),
     });
   }
 }
+
+// ---- 4. waiting CPU ---------------------------------------------------------------------
 
 function cpuTicks(pid) {
   const text = readFileSync(`/proc/${pid}/stat`, "utf8");
@@ -274,7 +391,7 @@ if (existsSync("/proc/self/stat")) {
   skipped.push("waiting CPU: no /proc here");
 }
 
-// ---- 4. scale -----------------------------------------------------------------
+// ---- 5. scale ---------------------------------------------------------------------------
 
 const scale = [];
 for (const runtime of Object.keys(RUNTIMES)) {
@@ -288,37 +405,45 @@ for (const runtime of Object.keys(RUNTIMES)) {
   }
 }
 
-// ---- 5. cold start -------------------------------------------------------------
+// ---- 6. cold start: an empty script against one that takes a first lock, interleaved ----
+// Node loads the built package (dist/), as npm users do; Deno and Bun the TypeScript.
 
+const coldArgv = {
+  deno: (script, args) => [bin("deno"), "run", "-A", join(root, "bench", script), ...args],
+  bun: (script, args) => [bin("bun"), join(root, "bench", script), ...args],
+  node: (script, args) => ["node", join(root, "bench", script), ...args],
+};
 const cold = [];
 for (const runtime of Object.keys(RUNTIMES)) {
-  const time = (args) => {
-    const values = [];
-    for (let i = 0; i < S.cold; i++) {
-      const started = performance.now();
-      runJson(RUNTIMES[runtime](args));
-      values.push(performance.now() - started);
-    }
-    return median(values);
+  const lock = fresh("cold.lock");
+  const empty = [], locked = [];
+  const time = (argv) => {
+    const started = performance.now();
+    const result = spawnSync(argv[0], argv.slice(1), { stdio: "ignore" });
+    if (result.status !== 0) throw new Error(`${argv.join(" ")} exited ${result.status}`);
+    return performance.now() - started;
   };
-  const nothing = time(["noop"]);
-  const locked = time(["cold", "ffi", fresh("cold.lock")]);
-  cold.push({ runtime, nothingMs: nothing, firstLockMs: locked, extraMs: locked - nothing });
+  for (let i = 0; i < S.cold; i++) {
+    empty.push(time(coldArgv[runtime]("empty.mjs", [])));
+    locked.push(time(coldArgv[runtime](runtime === "node" ? "cold.mjs" : "cold.ts", [lock])));
+  }
+  const nothingMs = median(empty), firstLockMs = median(locked);
+  cold.push({ runtime, nothingMs, firstLockMs, extraMs: firstLockMs - nothingMs });
 }
 
-// ---- 6. CLI start -------------------------------------------------------------
-// The `filelock` command from process start to its command having run (here
-// `true`), against the same runtime doing nothing, interleaved round by round.
+// ---- 7. CLI start ---------------------------------------------------------------------
+// The `filelock` command from process start to its command having run (here `true`),
+// against the same runtime doing nothing, interleaved round by round.
 
 const cliStarts = [];
 {
   const lock = fresh("cli.lock");
   const variants = [
-    ["node -e 0", ["node", "-e", "0"]],
+    ["node (empty script)", ["node", join(root, "bench", "empty.mjs")]],
     ["filelock (node, the npm bin)", ["node", join(root, "bin", "filelock.mjs"), lock, "true"]],
-    ["bun -e 0", [bin("bun"), "-e", "0"]],
+    ["bun (empty script)", [bin("bun"), join(root, "bench", "empty.mjs")]],
     ["filelock (bunx --bun)", [bin("bun"), join(root, "bin", "filelock.mjs"), lock, "true"]],
-    ["deno eval 0", [bin("deno"), "eval", "0"]],
+    ["deno (empty script)", [bin("deno"), "run", join(root, "bench", "empty.mjs")]],
     ["filelock (deno run -A, TypeScript)", [
       bin("deno"),
       "run",
@@ -342,63 +467,117 @@ const cliStarts = [];
 
 rmSync(scratch, { recursive: true, force: true });
 
-// ---- report --------------------------------------------------------------------
+// ---- targets (issue 16), each a ratio within this run ----------------------------------
 
 const f = (x, digits = 2) => (typeof x !== "number" || Number.isNaN(x) ? "—" : x.toFixed(digits));
-const cycleOf = (name, mode = "sync") => cycles.find((c) => c.name === name && c.mode === mode);
-const proper = cycleOf("proper-lockfile (npm)");
 const targets = [];
 const target = (what, value, limit, met) => targets.push({ what, value, limit, met });
-for (
-  const [name, limit] of [["deno-ffi", 1.15], ["bun-ffi", 1.15], ["node-koffi", 1.25], [
-    "deno-native",
-    2.0,
-  ]]
-) {
+for (const [name, limit] of [["deno-ffi", 1.25], ["bun-ffi", 1.25], ["node-koffi", 1.35]]) {
   const c = cycleOf(name);
   if (c?.ratio !== undefined) {
-    target(`uncontended ${name} / C`, `${f(c.ratio)}x`, `<= ${limit}x`, c.ratio <= limit);
-  }
-}
-for (const name of ["deno-ffi", "deno-native", "bun-ffi", "node-koffi"]) {
-  const c = cycleOf(name);
-  if (c && proper) {
     target(
-      `${name} faster than proper-lockfile`,
-      `${f(proper.ns / c.ns, 0)}x`,
-      ">= 30x",
-      proper.ns / c.ns >= 30,
+      `uncontended ${name} / C (same syscalls)`,
+      `${f(c.ratio)}x`,
+      `<= ${limit}x`,
+      c.ratio <= limit,
     );
   }
-}
-for (const row of contended.filter((r) => r.procs >= 2 && r.c)) {
-  for (const runtime of Object.keys(RUNTIMES)) {
-    target(
-      `contended ${runtime}, ${row.procs} processes / C`,
-      `${f(row[runtime] / row.c)}x`,
-      ">= 0.8x",
-      row[runtime] / row.c >= 0.8,
-    );
-  }
-}
-for (const h of handoff.filter((h) => h.waiters === 4)) {
-  target(`hand-off p50 ${h.runtime}, 4 waiters`, `${f(h.p50)} ms`, "<= 1 ms", h.p50 <= 1);
-  target(`hand-off p99 ${h.runtime}, 4 waiters`, `${f(h.p99)} ms`, "<= 10 ms", h.p99 <= 10);
 }
 {
-  const nodeNothing = cliStarts.find((c) => c.name === "node -e 0")?.ms;
+  const native = cycleOf("deno-native");
+  const fsFile = cycles.find((c) => c.name.startsWith("Deno FsFile"));
+  if (native && fsFile) {
+    const ratio = native.ns / fsFile.ns;
+    target(
+      "uncontended deno-native / Deno's own FsFile calls",
+      `${f(ratio)}x`,
+      "<= 1.5x",
+      ratio <= 1.5,
+    );
+  }
+}
+{
+  const floor = cycles.find((c) => c.name.startsWith("C pidfile floor"));
+  for (const runtime of Object.keys(RUNTIMES)) {
+    const c = cycleOf(label(runtime, "pidfile"));
+    if (floor && c) {
+      const ratio = c.ns / floor.ns;
+      target(`pidfile ${runtime} / C pidfile floor`, `${f(ratio)}x`, "<= 3x", ratio <= 3);
+    }
+  }
+}
+for (const row of contended.filter((r) => r.procs >= 2)) {
+  for (const runtime of Object.keys(RUNTIMES)) {
+    const c = row[`cSame:${runtime}`], js = row[`${runtime}:async`];
+    if (c && js) {
+      const ratio = js.opsPerSecond / c.opsPerSecond;
+      target(
+        `contended async ${runtime}, ${row.procs} processes / C (same syscalls)`,
+        `${f(ratio)}x`,
+        ">= 0.8x",
+        ratio >= 0.8,
+      );
+    }
+    if (js && [2, 4, 8].includes(row.procs)) {
+      target(
+        `fairness ${runtime} async, ${row.procs} processes (Jain)`,
+        f(js.fairness),
+        ">= 0.8",
+        js.fairness >= 0.8,
+      );
+    }
+  }
+}
+const handoffOf = (kase, runtime, mode) =>
+  handoff.find((h) => h.case === kase && h.runtime === runtime && h.mode === mode);
+for (const runtime of Object.keys(RUNTIMES)) {
+  for (const kase of HANDOFF_CASES.map((c) => c.name)) {
+    const async = handoffOf(kase, runtime, "async"), floor = handoffOf(kase, runtime, "blocking");
+    if (async && floor) {
+      const ratio = async.p50 / floor.p50;
+      target(
+        `hand-off p50 ${runtime} async / acquireSync without timeout (${kase})`,
+        `${f(ratio)}x`,
+        "<= 2x",
+        ratio <= 2,
+      );
+      target(
+        `hand-off p99 ${runtime} async, 4 waiters (${kase})`,
+        `${f(async.p99)} ms`,
+        "<= 2 ms",
+        async.p99 <= 2,
+      );
+    }
+  }
+  const long = handoffOf("hold 300 ms", runtime, "async");
+  if (long) {
+    target(
+      `hand-off p50 ${runtime} async after a 300 ms hold`,
+      `${f(long.p50)} ms`,
+      "<= 1 ms",
+      long.p50 <= 1,
+    );
+  }
+}
+for (const w of waitingCpu) {
+  target(
+    `waiting CPU ${w.runtime}`,
+    `${f(w.percentOfCore, 2)}%`,
+    "<= 0.5%",
+    w.percentOfCore <= 0.5,
+  );
+}
+{
+  const nodeNothing = cliStarts.find((c) => c.name === "node (empty script)")?.ms;
   const nodeCli = cliStarts.find((c) => c.name.startsWith("filelock (node"))?.ms;
   if (nodeNothing && nodeCli) {
     target(
-      "filelock start (node) / node -e 0",
+      "filelock start (node) / node (empty script)",
       `${f(nodeCli / nodeNothing)}x`,
       "<= 3x",
       nodeCli / nodeNothing <= 3,
     );
   }
-}
-for (const w of waitingCpu) {
-  target(`waiting CPU ${w.runtime}`, `${f(w.percentOfCore, 1)}%`, "<= 2%", w.percentOfCore <= 2);
 }
 for (const runtime of Object.keys(RUNTIMES)) {
   const one = scale.find((s) => s.runtime === runtime && s.count === 1);
@@ -419,27 +598,44 @@ for (const runtime of Object.keys(RUNTIMES)) {
   }
 }
 
+// ---- report ----------------------------------------------------------------------------
+
 console.log(
   "\nUncontended cycle (exclusive acquire + release, lock file kept), median ns per cycle",
 );
 console.log("| backend | mode | ns | × C |\n| --- | --- | ---: | ---: |");
 for (const c of cycles) console.log(`| ${c.name} | ${c.mode} | ${f(c.ns, 0)} | ${f(c.ratio)} |`);
-console.log("\nContended throughput (ops/s; read + write + release per op; counts exact)");
 console.log(
-  `| processes | C | ${Object.keys(RUNTIMES).join(" | ")} |\n| ---: | ---: | ---: | ---: | ---: |`,
+  `\nContended throughput (ops/s: lock, pread + pwrite of a counter, release; ${S.contendedMs} ms a case, counts exact) and fairness (Jain's index of per-process counts)`,
 );
+const cols = [
+  "C blocking",
+  ...Object.keys(RUNTIMES).flatMap((r) => [`C same (${r})`, `${r} async`, `${r} sync`]),
+];
+console.log(`| processes | ${cols.join(" | ")} |\n| ---: |${cols.map(() => " ---: |").join("")}`);
 for (const r of contended) {
+  const cell = (x) => (x ? `${f(x.opsPerSecond, 0)} (${f(x.fairness)})` : "—");
+  const cells = [
+    cell(r.cBlocking),
+    ...Object.keys(RUNTIMES).flatMap((k) => [
+      cell(r[`cSame:${k}`]),
+      cell(r[`${k}:async`]),
+      cell(r[`${k}:sync`]),
+    ]),
+  ];
+  console.log(`| ${r.procs} | ${cells.join(" | ")} |`);
+}
+console.log("\nHand-off latency (release -> next holder in another process), ms");
+console.log(
+  "| case | runtime | wait | p50 | p99 | samples |\n| --- | --- | --- | ---: | ---: | ---: |",
+);
+for (const h of handoff) {
   console.log(
-    `| ${r.procs} | ${f(r.c, 0)} | ${Object.keys(RUNTIMES).map((k) => f(r[k], 0)).join(" | ")} |`,
+    `| ${h.case} | ${h.runtime} | ${h.mode} | ${f(h.p50, 3)} | ${f(h.p99, 3)} | ${h.samples} |`,
   );
 }
-console.log("\nHand-off latency (release -> next holder), ms");
-console.log("| runtime | waiters | p50 | p99 | samples |\n| --- | ---: | ---: | ---: | ---: |");
-for (const h of handoff) {
-  console.log(`| ${h.runtime} | ${h.waiters} | ${f(h.p50)} | ${f(h.p99)} | ${h.samples} |`);
-}
-console.log("\nWaiting CPU (% of one core while blocked on a held lock)");
-for (const w of waitingCpu) console.log(`| ${w.runtime} | ${f(w.percentOfCore, 1)}% |`);
+console.log("\nWaiting CPU (% of one core while waiting for a held lock)");
+for (const w of waitingCpu) console.log(`| ${w.runtime} | ${f(w.percentOfCore, 2)}% |`);
 console.log("\nScale (one process holding N distinct locks)");
 console.log(
   "| runtime | locks | ns per lock | heap bytes per lock |\n| --- | ---: | ---: | ---: |",
@@ -447,8 +643,8 @@ console.log(
 for (const s of scale) {
   console.log(`| ${s.runtime} | ${s.count} | ${f(s.ns, 0)} | ${f(s.heapPerLock, 0)} |`);
 }
-console.log("\nCold start (process start -> first lock held), ms");
-console.log("| runtime | doing nothing | first lock held | extra |\n| --- | ---: | ---: | ---: |");
+console.log("\nCold start (process start -> exit), ms, interleaved");
+console.log("| runtime | empty script | first lock taken | extra |\n| --- | ---: | ---: | ---: |");
 for (const c of cold) {
   console.log(
     `| ${c.runtime} | ${f(c.nothingMs, 0)} | ${f(c.firstLockMs, 0)} | ${f(c.extraMs, 0)} |`,
@@ -479,6 +675,7 @@ if (!smoke) {
     waitingCpu,
     scale,
     cold,
+    cliStarts,
     targets,
     skipped,
   };
@@ -489,7 +686,7 @@ if (!smoke) {
 
 /** A horizontal bar chart of the uncontended cycle, log scale, as SVG. */
 function chart(rows) {
-  const width = 760, barLeft = 330, rowHeight = 22, top = 40;
+  const width = 860, barLeft = 430, rowHeight = 22, top = 40;
   const height = top + rows.length * rowHeight + 30;
   const max = Math.log10(Math.max(...rows.map((r) => r.ns)));
   const min = Math.log10(Math.min(...rows.map((r) => r.ns))) - 0.3;

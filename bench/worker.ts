@@ -1,13 +1,16 @@
-// One benchmark measurement in this process's runtime; prints one line of JSON.
-//   cycle <backend> sync|async <lock> <n> <rounds>   uncontended cycles: median ns per cycle
-//   trylock <lock> <n> <rounds>                      Deno's own FsFile.tryLock loop (reference)
-//   peer proper-lockfile|lockfile <lock> <n> <rounds>   npm peers (Node)
-//   count <backend> <lock> <counter> <n> <go>       contended increments; seconds taken
-//   handoff <backend> <lock> <stamp> <n> <go>       hand-off latencies (ms) seen by this process
+// One benchmark measurement in this process's runtime; prints one line of JSON last.
+//   cycle <backend> sync|async <lock> <n>           uncontended cycles (after a warm-up): ns each
+//   trylock <lock> <n>                              Deno's own FsFile lock loop: ns each
+//   peer proper-lockfile|lockfile <lock> <n>        npm peers (Node): ns each
+//   count <backend> async|sync <lock> <counter> <go> <ms>
+//       contended: from the start time in <go> (CLOCK_MONOTONIC ms) for <ms>, lock, increment
+//       a 16-digit counter with pread/pwrite (as bench/reference.c), release; prints the count
+//   handoff async|sync|blocking <lock> <stamp> <go> <n> <holdus> <pauseus>
+//       n times: lock, note the latency from the last release by another process (the stamp:
+//       pid and CLOCK_MONOTONIC ms), hold, stamp, release, pause; prints the latencies (ms)
 //   wait <backend> <lock>                           waits for the lock, then exits
 //   hold <lock> <release>                           holds the lock until <release> exists
 //   scale <backend> <dir> <count>                   many held locks: ns and heap bytes per lock
-//   cold <backend> <lock> | noop                    cold start: first lock held, or nothing
 import {
   closeSync,
   existsSync,
@@ -17,73 +20,75 @@ import {
   writeFileSync,
   writeSync,
 } from "node:fs";
+import { createRequire } from "node:module";
 import { join } from "node:path";
 import process from "node:process";
 import { acquire, acquireSync, type BackendRequest, type Lock, tryAcquire } from "../mod.ts";
+import { monotonicMs } from "./clock.ts";
 
 const argv = (globalThis as { Deno?: { args: string[] } }).Deno?.args ?? process.argv.slice(2);
 const [command, ...args] = argv;
 const pause = new Int32Array(new SharedArrayBuffer(4));
 const sleepSync = (ms: number) => Atomics.wait(pause, 0, 0, ms);
-const wallMs = () => performance.timeOrigin + performance.now();
+const scope = globalThis as { gc?: () => void; Bun?: { gc(force: boolean): void } };
 
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.floor(sorted.length / 2)];
+/** ns per iteration of `body(n)`, after a warm-up of a tenth of it. */
+async function measure(n: number, body: (n: number) => Promise<void> | void): Promise<number> {
+  await body(Math.max(1, Math.floor(n / 10)));
+  const start = performance.now();
+  await body(n);
+  return ((performance.now() - start) * 1e6) / n;
 }
 
-async function rounds(n: number, count: number, body: (n: number) => Promise<void> | void) {
-  await body(Math.max(1, Math.floor(n / 10))); // warm-up
-  const results: number[] = [];
-  for (let r = 0; r < count; r++) {
-    const start = performance.now();
-    await body(n);
-    results.push(((performance.now() - start) * 1e6) / n);
-  }
-  return median(results);
-}
-
-function waitForGo(go: string): void {
+/** Says "ready", then waits until the start time the runner wrote into `go`. */
+async function startTime(go: string): Promise<number> {
   console.log("ready");
-  while (!existsSync(go)) sleepSync(1);
+  for (;;) {
+    const text = existsSync(go) ? readFileSync(go, "utf8") : "";
+    if (text.trim() !== "") {
+      const at = Number(text);
+      while (monotonicMs() < at) await new Promise((resolve) => setTimeout(resolve, 0));
+      return at;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 1));
+  }
 }
 
 const backendOf = (name: string) => name as BackendRequest;
 
 /** A full collection where the runtime offers one (run.mjs passes the flags). */
 function collectGarbage(): void {
-  const scope = globalThis as { gc?: () => void; Bun?: { gc(force: boolean): void } };
   if (scope.Bun !== undefined) scope.Bun.gc(true);
   else scope.gc?.();
 }
 
-switch (command) {
-  case "noop":
-    console.log("{}");
-    break;
-  case "cold": {
-    const [backend, lock] = args;
-    tryAcquire(lock, { backend: backendOf(backend) })?.releaseSync();
-    console.log("{}");
-    break;
+/** The JavaScript heap in use: Bun's own count (its process.memoryUsage().heapUsed never moves). */
+function heapUsed(): number {
+  if (scope.Bun !== undefined) {
+    const jsc = createRequire(import.meta.url)("bun:jsc") as { heapStats(): { heapSize: number } };
+    return jsc.heapStats().heapSize;
   }
+  return process.memoryUsage().heapUsed;
+}
+
+switch (command) {
   case "cycle": {
-    const [backend, mode, lock, n, count] = args;
+    const [backend, mode, lock, n] = args;
     const options = { backend: backendOf(backend) };
     const ns = mode === "sync"
-      ? await rounds(Number(n), Number(count), (k) => {
+      ? await measure(Number(n), (k) => {
         for (let i = 0; i < k; i++) tryAcquire(lock, options)!.releaseSync();
       })
-      : await rounds(Number(n), Number(count), async (k) => {
+      : await measure(Number(n), async (k) => {
         for (let i = 0; i < k; i++) await (await acquire(lock, options)).release();
       });
     console.log(JSON.stringify({ ns }));
     break;
   }
   case "trylock": {
-    const [lock, n, count] = args;
+    const [lock, n] = args;
     const deno = (globalThis as unknown as { Deno: typeof Deno }).Deno;
-    const ns = await rounds(Number(n), Number(count), (k) => {
+    const ns = await measure(Number(n), (k) => {
       for (let i = 0; i < k; i++) {
         const file = deno.openSync(lock, { read: true, write: true, create: true });
         if (!file.tryLockSync(true)) throw new Error("busy");
@@ -96,17 +101,19 @@ switch (command) {
     break;
   }
   case "peer": {
-    const [name, lock, n, count] = args;
+    const [name, lock, n] = args;
     if (name === "proper-lockfile") {
-      const { default: lockfile } = await import("proper-lockfile");
+      const { default: lockfile } = await import("proper-lockfile") as unknown as {
+        default: { lockSync(path: string, options: { stale: number }): () => void };
+      };
       writeFileSync(lock, "");
-      const ns = await rounds(Number(n), Number(count), (k) => {
+      const ns = await measure(Number(n), (k) => {
         for (let i = 0; i < k; i++) lockfile.lockSync(lock, { stale: 60_000 })();
       });
       console.log(JSON.stringify({ ns }));
     } else {
       const { default: lockfile } = await import("lockfile");
-      const ns = await rounds(Number(n), Number(count), (k) => {
+      const ns = await measure(Number(n), (k) => {
         for (let i = 0; i < k; i++) {
           lockfile.lockSync(lock);
           lockfile.unlockSync(lock);
@@ -117,42 +124,47 @@ switch (command) {
     break;
   }
   case "count": {
-    const [backend, lock, counter, n, go] = args;
-    const options = { backend: backendOf(backend) };
-    // A fixed-width counter read and written in place, as the C reference does:
-    // the cost measured is the lock's, not the filesystem's truncate-and-rewrite.
+    const [backend, mode, lock, counter, go, ms] = args;
+    const options = { backend: backendOf(backend), timeout: 60_000 };
+    // A fixed-width counter read and written in place, as the C reference does.
     const fd = openSync(counter, "r+");
     const buffer = new Uint8Array(16);
     const decoder = new TextDecoder();
     const encoder = new TextEncoder();
-    waitForGo(go);
-    const start = performance.now();
-    for (let i = 0; i < Number(n); i++) {
-      const held = acquireSync(lock, options);
+    const end = await startTime(go) + Number(ms);
+    let count = 0;
+    while (monotonicMs() < end) {
+      const held = mode === "sync" ? acquireSync(lock, options) : await acquire(lock, options);
       readSync(fd, buffer, 0, 16, 0);
       const next = String(Number(decoder.decode(buffer)) + 1).padStart(16, "0");
       writeSync(fd, encoder.encode(next), 0, 16, 0);
       held.releaseSync();
+      count++;
     }
     closeSync(fd);
-    console.log(JSON.stringify({ seconds: (performance.now() - start) / 1000 }));
+    console.log(JSON.stringify({ count }));
     break;
   }
   case "handoff": {
-    const [backend, lock, stamp, n, go] = args;
-    const options = { backend: backendOf(backend) };
-    waitForGo(go);
+    const [mode, lock, stamp, go, n, holdUs, pauseUs] = args;
+    const options = mode === "blocking" ? {} : { timeout: 60_000 };
+    await startTime(go);
     const latencies: number[] = [];
     for (let i = 0; i < Number(n); i++) {
-      const held: Lock = await acquire(lock, options);
-      const got = wallMs();
-      const text = readFileSync(stamp, "utf8");
-      if (text !== "") latencies.push(got - Number(text));
-      sleepSync(2); // the work done under the lock
-      writeFileSync(stamp, String(wallMs()));
-      await held.release();
-      // Let the others have it: a releaser re-taking the lock at once is no hand-off.
-      await new Promise((resolve) => setTimeout(resolve, 5));
+      const held: Lock = mode === "async"
+        ? await acquire(lock, options)
+        : acquireSync(lock, options);
+      const got = monotonicMs();
+      const [pid, released] = (existsSync(stamp) ? readFileSync(stamp, "utf8") : "").split(" ");
+      if (released !== undefined && Number(pid) !== process.pid) {
+        latencies.push(got - Number(released));
+      }
+      sleepSync(Number(holdUs) / 1000); // the work done under the lock
+      writeFileSync(stamp, `${process.pid} ${monotonicMs()}`);
+      held.releaseSync();
+      if (mode === "async") {
+        await new Promise((resolve) => setTimeout(resolve, Number(pauseUs) / 1000));
+      } else sleepSync(Number(pauseUs) / 1000);
     }
     console.log(JSON.stringify({ latencies }));
     break;
@@ -184,9 +196,9 @@ switch (command) {
     const start = performance.now();
     for (let r = 0; r < repeats; r++) {
       if (r === 0) collectGarbage();
-      const heapBefore = r === 0 ? process.memoryUsage().heapUsed : 0;
+      const heapBefore = r === 0 ? heapUsed() : 0;
       const held = paths.map((path) => tryAcquire(path, options)!);
-      if (r === 0) heapPerLock = (process.memoryUsage().heapUsed - heapBefore) / held.length;
+      if (r === 0) heapPerLock = (heapUsed() - heapBefore) / held.length;
       for (const lock of held) lock.releaseSync();
     }
     const ns = ((performance.now() - start) * 1e6) / (repeats * paths.length);

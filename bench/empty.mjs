@@ -1,0 +1,1 @@
+// Cold start's baseline: a script that does nothing, in each runtime.
