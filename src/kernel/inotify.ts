@@ -11,7 +11,7 @@
  */
 
 import { type KernelEvents, LINUX_EVENTS as L } from "../../ffi/kernel_events.ts";
-import { backgroundTimeout } from "../../ffi/node_process.ts";
+import { backgroundTimeout, onExit } from "../../ffi/node_process.ts";
 import type { EncodedPath } from "../../ffi/types.ts";
 
 /** What wakes a waiter: a writer's close (a release), the file going away or moving. */
@@ -97,6 +97,7 @@ export class AsyncInotify {
     if (this.#listening) return;
     this.#listening = true;
     if (this.#stopFd >= 0) this.#pollInBackground();
+    else this.#signalling(true);
   }
 
   /** Stops reading (no waiters left), and closes after a while unless waiters come back. */
@@ -105,7 +106,17 @@ export class AsyncInotify {
     this.#listening = false;
     // Deno: the pending poll would keep the process alive; wake it to end.
     if (this.#stopFd >= 0) this.#events.write(this.#stopFd, ONE);
+    // Node and Bun: no signal while nobody waits (an exit in between would die of it).
+    else this.#signalling(false);
     this.#cancelIdleClose = backgroundTimeout(() => this.close(), IDLE_CLOSE_MS);
+  }
+
+  /** Turns `O_ASYNC` (a `SIGIO` when readable) on or off. */
+  #signalling(on: boolean): void {
+    const events = this.#events;
+    const flags = events.fcntl(this.#fd, L.F_GETFL, 0);
+    if (flags < 0) return;
+    events.fcntl(this.#fd, L.F_SETFL, on ? flags | L.O_ASYNC : flags & ~L.O_ASYNC);
   }
 
   #drain = (): void => {
@@ -124,17 +135,15 @@ export class AsyncInotify {
    */
   #signalWhenReadable(onSigio: (handler: () => void) => () => void): void {
     const events = this.#events;
-    const fd = this.#fd;
     const stop = onSigio(this.#drain);
-    const flags = events.fcntl(fd, L.F_GETFL, 0);
-    if (
-      flags < 0 || events.fcntl(fd, L.F_SETOWN, events.getpid()) < 0 ||
-      events.fcntl(fd, L.F_SETFL, flags | L.O_ASYNC) < 0
-    ) {
+    if (events.fcntl(this.#fd, L.F_SETOWN, events.getpid()) < 0) {
       stop();
       throw new Error("the inotify descriptor cannot signal this process");
     }
     this.#stopListening = stop;
+    // A process exiting while it waits: the runtime drops its signal handlers
+    // on the way out, and a SIGIO then would kill it. No descriptor, no signal.
+    closeAtExit(this);
   }
 
   /** Deno: one `poll` of the descriptor and the eventfd on the blocking pool while listening. */
@@ -167,6 +176,17 @@ export class AsyncInotify {
     if (stop !== undefined) backgroundTimeout(stop, 0);
     this.#onClosed();
   }
+}
+
+let exiting: AsyncInotify | undefined;
+let exitHooked = false;
+
+/** Closes `source` (the process's current one) when the process exits. */
+function closeAtExit(source: AsyncInotify): void {
+  exiting = source;
+  if (exitHooked) return;
+  exitHooked = true;
+  onExit(() => exiting?.close());
 }
 
 const ONE = new Uint8Array(new BigUint64Array([1n]).buffer);
