@@ -23,7 +23,7 @@
  * @module
  */
 
-import { acquireLock, acquireLockSync, tryAcquireLock, withLockHeld } from "./src/acquisition.ts";
+import { acquireLock, acquireLockSync, tryAcquireLock, withLockHeld } from "./src/acquire.ts";
 import { LockError, LockTimeoutError } from "./src/errors.ts";
 import { inspectLock } from "./src/inspect.ts";
 import { probeBackend } from "./src/probe.ts";
