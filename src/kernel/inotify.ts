@@ -20,6 +20,13 @@ export const WATCHED: number = L.IN_CLOSE_WRITE | L.IN_DELETE_SELF | L.IN_MOVE_S
 /** Whether a watch is set on what a path names now. */
 export type Armed = "watched" | "gone" | "unwatched";
 
+/**
+ * For tests only (not exported from `mod.ts`): `keepSignalling` leaves
+ * `O_ASYNC` on without waiters and skips the close at exit, the hazard a
+ * test shows (a process without a SIGIO listener dies of the next release).
+ */
+export const inotifyTestHooks: { keepSignalling: boolean } = { keepSignalling: false };
+
 /** How long a descriptor without waiters stays open for the next wait. */
 export const IDLE_CLOSE_MS = 2000;
 
@@ -107,7 +114,7 @@ export class AsyncInotify {
     // Deno: the pending poll would keep the process alive; wake it to end.
     if (this.#stopFd >= 0) this.#events.write(this.#stopFd, ONE);
     // Node and Bun: no signal while nobody waits (an exit in between would die of it).
-    else this.#signalling(false);
+    else if (!inotifyTestHooks.keepSignalling) this.#signalling(false);
     this.#cancelIdleClose = backgroundTimeout(() => this.close(), IDLE_CLOSE_MS);
   }
 
@@ -143,7 +150,7 @@ export class AsyncInotify {
     this.#stopListening = stop;
     // A process exiting while it waits: the runtime drops its signal handlers
     // on the way out, and a SIGIO then would kill it. No descriptor, no signal.
-    closeAtExit(this);
+    if (!inotifyTestHooks.keepSignalling) closeAtExit(this);
   }
 
   /** Deno: one `poll` of the descriptor and the eventfd on the blocking pool while listening. */

@@ -166,6 +166,54 @@ for (const flavour of WOKEN) {
   );
 }
 
+/** A python3 loop that takes the lock for 30 ms and lets it go, until `stop` exists: a release (a writer's close) every 30 ms. */
+function churningHolder(lock: string, stop: string): string[] {
+  const script = `
+import fcntl, os, sys, time
+lock, stop = sys.argv[1], sys.argv[2]
+print("churning", flush=True)
+while not os.path.exists(stop):
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    time.sleep(0.03)
+    fcntl.flock(fd, fcntl.LOCK_UN)
+    os.close(fd)
+    time.sleep(0.001)
+`;
+  return ["python3", "-c", script, lock, stop];
+}
+
+for (const flavour of ["bun", "node"] as const) {
+  test(
+    `${runtimeName}: wake-ups: ${flavour}: processes that waited exit cleanly while releases go on (no death by SIGIO)`,
+    skip,
+    inTemp(async (dir) => {
+      const lock = join(dir, "s.lock");
+      const stop = join(dir, "stop");
+      const holder = start(churningHolder(lock, stop));
+      await waitFor(holder, "churning");
+      try {
+        const runs = await Promise.all(
+          Array.from(
+            { length: 16 },
+            () => finish(start(command(flavour, "waiter.ts", [lock, "exit"]))),
+          ),
+        );
+        for (const run of runs) {
+          assert.equal(run.signal, null, `died of ${run.signal}: ${run.stderr}`);
+          assert.equal(run.code, 0, run.stderr);
+        }
+        // Control: O_ASYNC left on once no listener is there, as at a runtime's exit: death.
+        const unsafe = await finish(start(command(flavour, "waiter.ts", [lock, "exit", "unsafe"])));
+        assert.equal(unsafe.signal ?? unsafe.code, unsafe.signal === null ? 128 + 29 : "SIGIO");
+      } finally {
+        writeFileSync(stop, "");
+        await finish(holder);
+      }
+    }),
+  );
+}
+
 /** Threads of this process blocked in poll(2)/ppoll(2) (x86_64: 7, 271; aarch64: 73). */
 function threadsInPoll(): number {
   let count = 0;

@@ -10,8 +10,13 @@
 //   abandon
 //       three waiters (two timeouts, one abort) on a held lock; prints "abandoned" once all
 //       rejected, then ends its script: the process must exit by itself.
+//   exit [unsafe]
+//       one short wait (taken or timed out), then the script ends while other processes'
+//       releases go on. unsafe: O_ASYNC is left on and the SIGIO listener removed, as a
+//       runtime's exit does, for 300 ms (what the library must never leave a process in).
 import { closeSync, openSync, unlinkSync } from "node:fs";
 import { acquire, acquireSync, LockTimeoutError } from "../../mod.ts";
+import { inotifyTestHooks } from "../../src/kernel/inotify.ts";
 import { waitTestHooks } from "../../src/wait.ts";
 import { args as argv } from "./args.ts";
 
@@ -92,6 +97,17 @@ if (mode === "overlap") {
       : "held?"
   );
   console.log(`abandoned ${reasons.join(" ")}`);
+} else if (mode === "exit") {
+  const unsafe = rest[0] === "unsafe";
+  inotifyTestHooks.keepSignalling = unsafe;
+  await acquire(lockPath, { timeout: 80 }).then((lock) => lock.releaseSync(), () => {});
+  if (unsafe) {
+    // Once the listener has read what is queued (a queued event would absorb the next ones).
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    process.removeAllListeners("SIGIO");
+    await new Promise((resolve) => setTimeout(resolve, 300));
+  }
+  console.log("exiting");
 } else {
   console.error(`unknown mode ${mode}`);
   process.exit(64);
