@@ -7,7 +7,7 @@
  */
 
 import { LockError } from "../errors.ts";
-import { type CommonOptions, commonOptions } from "../options.ts";
+import { type CommonOptions, commonOptions } from "../common_options.ts";
 import type { PostgresLockOptions, PostgresLocksOptions } from "./types.ts";
 
 /** The default lease: how long a holder that stopped answering keeps the lock. */
