@@ -36,7 +36,7 @@ import type { Attempter, WakeupFile } from "./wait.ts";
 import { warnOnce } from "./warnings.ts";
 
 const CHOOSE_KNOWINGLY =
-  'choose it knowingly with backend: "pidfile" or FILELOCK_BACKEND=pidfile to silence this warning';
+  'choose it knowingly with backend: "pidfile" or FILELOCK_BACKEND=pidfile, or set FILELOCK_WARNINGS=off, to silence this warning';
 
 /**
  * Paths whose filesystem refused `flock` in this process, with the backend

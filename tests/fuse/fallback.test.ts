@@ -17,7 +17,7 @@ import {
   tryAcquire,
 } from "../../mod.ts";
 import { testHooks } from "../../src/kernel/engine.ts";
-import { countTogether, FLAVOURS, runtimeName } from "../helpers.ts";
+import { command, countTogether, finish, FLAVOURS, runtimeName, start } from "../helpers.ts";
 import { type FlockMode, fuseUnavailable, withFlockfs } from "./fuse.ts";
 
 const reason = fuseUnavailable();
@@ -187,6 +187,24 @@ test(
         /does not support flock\(2\).*exclusive locks only/.test(e.message),
     );
     assert.ok(!existsSync(path));
+  }),
+);
+
+test(
+  `${runtimeName}: fuse: no flock: the fallback warns once on stderr; FILELOCK_WARNINGS=off silences it`,
+  skip,
+  withoutFlock("ENOLCK", async (dir) => {
+    for (const flavour of ["deno-ffi", "node"] as const) {
+      const argv = command(flavour, "try_once.ts", [join(dir, `${flavour}.lock`)]);
+      const warned = await finish(start(argv));
+      assert.equal(warned.stdout.trim(), "pidfile", warned.stderr);
+      const warnings = warned.stderr.split("\n").filter((l) => l.startsWith("filelock: warning:"));
+      assert.equal(warnings.length, 1, warned.stderr);
+      assert.match(warnings[0]!, /has no flock\(2\).*FILELOCK_WARNINGS=off/);
+      const quiet = await finish(start(argv, { FILELOCK_WARNINGS: "off" }));
+      assert.equal(quiet.stdout.trim(), "pidfile", quiet.stderr);
+      assert.doesNotMatch(quiet.stderr, /warning/);
+    }
   }),
 );
 
