@@ -9,8 +9,9 @@
  * @module
  */
 
-import { createRequire } from "node:module";
-import { Worker } from "node:worker_threads";
+import type * as NodeModule from "node:module";
+import type * as WorkerThreads from "node:worker_threads";
+import { builtin } from "./builtins.ts";
 import { runtime } from "./runtime.ts";
 
 /** `state[0]` while the thread starts (loading its FFI binding). */
@@ -121,7 +122,10 @@ export type FlockQuestion =
 export function startFlockThread(question: FlockQuestion): FlockThread {
   const state = new Int32Array(new SharedArrayBuffer(8));
   // koffi, for the worker's require, found where the binding found it (beside this module).
-  const koffi = runtime === "node" ? createRequire(import.meta.url).resolve("koffi") : "";
+  const koffi = runtime === "node"
+    ? builtin<typeof NodeModule>("node:module").createRequire(import.meta.url).resolve("koffi")
+    : "";
+  const { Worker } = builtin<typeof WorkerThreads>("node:worker_threads");
   const worker = new Worker(CODE, {
     eval: true,
     workerData: { ...question, runtime, koffi, state },

@@ -8,20 +8,8 @@
  * @module
  */
 
-import {
-  closeSync,
-  constants,
-  fstatSync,
-  futimesSync,
-  lstatSync,
-  openSync,
-  readlinkSync,
-  readSync,
-  statfsSync,
-  type Stats,
-  unlinkSync,
-  writeSync,
-} from "node:fs";
+import type * as NodeFs from "node:fs";
+import { builtin } from "./builtins.ts";
 import { FileKind } from "./types.ts";
 import { thrownErrnoName } from "./thrown.ts";
 
@@ -54,11 +42,15 @@ export interface FileHead {
   readonly status: FileStatus;
 }
 
+let loaded: typeof NodeFs | undefined;
+/** `node:fs`, loaded on first use (`./builtins.ts`). */
+const fs = (): typeof NodeFs => loaded ??= builtin<typeof NodeFs>("node:fs");
+
 function failure(error: unknown): SystemFailure {
   return new SystemFailure(thrownErrnoName(error), error);
 }
 
-function statusOf(stats: Stats): FileStatus {
+function statusOf(stats: NodeFs.Stats): FileStatus {
   return {
     dev: stats.dev,
     ino: stats.ino,
@@ -75,9 +67,9 @@ function statusOf(stats: Stats): FileStatus {
 }
 
 // O_NOFOLLOW is absent on Windows; O_EXCL alone never follows a link anyway.
-const NOFOLLOW = constants.O_NOFOLLOW ?? 0;
+const noFollow = (): number => fs().constants.O_NOFOLLOW ?? 0;
 // A FIFO planted at the lock path must not block the reader until a writer comes.
-const NONBLOCK = constants.O_NONBLOCK ?? 0;
+const nonBlock = (): number => fs().constants.O_NONBLOCK ?? 0;
 
 /**
  * `open(path, O_RDWR|O_CREAT|O_EXCL|O_NOFOLLOW, mode)`: a new file's
@@ -86,9 +78,9 @@ const NONBLOCK = constants.O_NONBLOCK ?? 0;
  */
 export function createExclusive(path: string, mode: number): number | SystemFailure {
   try {
-    return openSync(
+    return fs().openSync(
       path,
-      constants.O_RDWR | constants.O_CREAT | constants.O_EXCL | NOFOLLOW,
+      fs().constants.O_RDWR | fs().constants.O_CREAT | fs().constants.O_EXCL | noFollow(),
       mode,
     );
   } catch (error) {
@@ -101,7 +93,7 @@ export function writeAll(fd: number, bytes: Uint8Array): 0 | SystemFailure {
   try {
     let written = 0;
     while (written < bytes.length) {
-      written += writeSync(fd, bytes, written, bytes.length - written, written);
+      written += fs().writeSync(fd, bytes, written, bytes.length - written, written);
     }
     return 0;
   } catch (error) {
@@ -115,7 +107,7 @@ export function readDescriptor(fd: number, limit: number): Uint8Array | SystemFa
     const bytes = new Uint8Array(limit);
     let filled = 0;
     while (filled < bytes.length) {
-      const count = readSync(fd, bytes, filled, bytes.length - filled, filled);
+      const count = fs().readSync(fd, bytes, filled, bytes.length - filled, filled);
       if (count === 0) break;
       filled += count;
     }
@@ -139,13 +131,13 @@ export function readHead(path: string, limit: number): FileHead | SystemFailure 
   }
   let fd: number;
   try {
-    fd = openSync(path, constants.O_RDONLY | NOFOLLOW | NONBLOCK);
+    fd = fs().openSync(path, fs().constants.O_RDONLY | noFollow() | nonBlock());
   } catch (error) {
     const failed = failure(error);
     return failed.code === "ENOENT" || failed.code === "ELOOP" ? "changed" : failed;
   }
   try {
-    const status = statusOf(fstatSync(fd));
+    const status = statusOf(fs().fstatSync(fd));
     if (!sameFileStatus(status, seen)) return "changed";
     const bytes = readDescriptor(fd, Math.min(limit, status.size));
     return bytes instanceof SystemFailure ? bytes : { bytes, status };
@@ -153,7 +145,7 @@ export function readHead(path: string, limit: number): FileHead | SystemFailure 
     return failure(error);
   } finally {
     try {
-      closeSync(fd);
+      fs().closeSync(fd);
     } catch {
       // A read-only descriptor has nothing to lose on close.
     }
@@ -163,7 +155,7 @@ export function readHead(path: string, limit: number): FileHead | SystemFailure 
 /** The target of the symbolic link at `path`, or `undefined` when it cannot be read. */
 export function readLink(path: string): string | undefined {
   try {
-    return readlinkSync(path);
+    return fs().readlinkSync(path);
   } catch {
     return undefined;
   }
@@ -172,7 +164,7 @@ export function readLink(path: string): string | undefined {
 /** `lstat(path)`. */
 export function statPath(path: string): FileStatus | SystemFailure {
   try {
-    return statusOf(lstatSync(path));
+    return statusOf(fs().lstatSync(path));
   } catch (error) {
     return failure(error);
   }
@@ -181,7 +173,7 @@ export function statPath(path: string): FileStatus | SystemFailure {
 /** `fstat(fd)`. */
 export function statDescriptor(fd: number): FileStatus | SystemFailure {
   try {
-    return statusOf(fstatSync(fd));
+    return statusOf(fs().fstatSync(fd));
   } catch (error) {
     return failure(error);
   }
@@ -190,7 +182,7 @@ export function statDescriptor(fd: number): FileStatus | SystemFailure {
 /** `unlink(path)`. */
 export function removeFile(path: string): 0 | SystemFailure {
   try {
-    unlinkSync(path);
+    fs().unlinkSync(path);
     return 0;
   } catch (error) {
     return failure(error);
@@ -200,7 +192,7 @@ export function removeFile(path: string): 0 | SystemFailure {
 /** Sets the descriptor's access and modification times to `ms` (epoch milliseconds). */
 export function touchDescriptor(fd: number, ms: number): 0 | SystemFailure {
   try {
-    futimesSync(fd, ms / 1000, ms / 1000);
+    fs().futimesSync(fd, ms / 1000, ms / 1000);
     return 0;
   } catch (error) {
     return failure(error);
@@ -210,7 +202,7 @@ export function touchDescriptor(fd: number, ms: number): 0 | SystemFailure {
 /** `close(fd)`. */
 export function closeDescriptor(fd: number): 0 | SystemFailure {
   try {
-    closeSync(fd);
+    fs().closeSync(fd);
     return 0;
   } catch (error) {
     return failure(error);
@@ -229,7 +221,7 @@ export function readSystemText(path: string, limit = 1 << 20): string | undefine
 function readStream(path: string, limit: number): string | undefined {
   let fd: number;
   try {
-    fd = openSync(path, constants.O_RDONLY);
+    fd = fs().openSync(path, fs().constants.O_RDONLY);
   } catch {
     return undefined;
   }
@@ -238,7 +230,7 @@ function readStream(path: string, limit: number): string | undefined {
     let total = 0;
     while (total < limit) {
       const chunk = new Uint8Array(Math.min(65536, limit - total));
-      const count = readSync(fd, chunk, 0, chunk.length, null);
+      const count = fs().readSync(fd, chunk, 0, chunk.length, null);
       if (count === 0) break;
       chunks.push(chunk.subarray(0, count));
       total += count;
@@ -254,7 +246,7 @@ function readStream(path: string, limit: number): string | undefined {
     return undefined;
   } finally {
     try {
-      closeSync(fd);
+      fs().closeSync(fd);
     } catch {
       // Nothing to lose on a read-only descriptor.
     }
@@ -269,7 +261,7 @@ export function sameFileStatus(a: FileStatus, b: FileStatus): boolean {
 /** `statfs(path)`'s filesystem type (Linux's magic number), or `undefined` where it cannot be read. */
 export function statfsOf(path: string): number | undefined {
   try {
-    return statfsSync(path).type;
+    return fs().statfsSync(path).type;
   } catch {
     return undefined;
   }

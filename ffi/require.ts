@@ -6,7 +6,8 @@
  * @module
  */
 
-import { createRequire } from "node:module";
+import type * as NodeModule from "node:module";
+import { builtin } from "./builtins.ts";
 
 /**
  * `require(specifier)`, resolved from this module (so that koffi is found
@@ -15,5 +16,5 @@ import { createRequire } from "node:module";
  * would refuse).
  */
 export function requireModule<T>(specifier: string): T {
-  return createRequire(import.meta.url)(specifier) as T;
+  return builtin<typeof NodeModule>("node:module").createRequire(import.meta.url)(specifier) as T;
 }

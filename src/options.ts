@@ -7,7 +7,8 @@
  */
 
 import { isAbsolute, normalize, sep } from "node:path";
-import { fileURLToPath } from "node:url";
+import type * as NodeUrl from "node:url";
+import { builtin } from "../ffi/builtins.ts";
 import { os } from "../ffi/runtime.ts";
 import { workingDirectory } from "../ffi/node_process.ts";
 import { missingDenoFlags } from "../ffi/runtime.ts";
@@ -105,7 +106,8 @@ function urlPath(url: URL): string {
   }
   let text: string;
   try {
-    text = fileURLToPath(url);
+    // node:url only for a URL: a plain path (the usual case) never loads it.
+    text = builtin<typeof NodeUrl>("node:url").fileURLToPath(url);
   } catch (error) {
     throw new LockError({
       code: "EINVAL",
