@@ -8,7 +8,7 @@
 import { ffiBinding, os } from "../../ffi/runtime.ts";
 import { readSystemText, statPath, SystemFailure } from "../../ffi/node_fs.ts";
 import { hostName } from "../../ffi/node_process.ts";
-import type { Binding } from "../../ffi/types.ts";
+import { readThroughBinding } from "../binding_text.ts";
 import { LockTimeoutError } from "../errors.ts";
 import { describeHolders } from "../holder_text.ts";
 import type { LockHolder } from "../types.ts";
@@ -20,39 +20,12 @@ function deviceNumbers(dev: number): string {
   return `${major.toString(16).padStart(2, "0")}:${minor.toString(16).padStart(2, "0")}`;
 }
 
-/**
- * A /proc file through the FFI binding's own `open`/`read`/`close`: for Deno,
- * which refuses /proc to its file APIs without `--allow-all`, while a process
- * with FFI permission may read it anyway.
- */
-function readThroughBinding(binding: Binding, path: string): string | undefined {
-  const read = binding.read;
-  if (read === undefined) return undefined;
-  const c = binding.constants;
-  const fd = binding.open(binding.encodePath(path), c.O_RDONLY | c.O_CLOEXEC | c.O_NONBLOCK, 0);
-  if (fd < 0) return undefined;
-  try {
-    let text = "";
-    const decoder = new TextDecoder();
-    for (let total = 0; total < 1 << 22;) {
-      const chunk = new Uint8Array(65536);
-      const count = read.call(binding, fd, chunk);
-      if (count <= 0) break;
-      text += decoder.decode(chunk.subarray(0, count), { stream: true });
-      total += count;
-    }
-    return text + decoder.decode();
-  } finally {
-    binding.close(fd);
-  }
-}
-
 /** Linux's table of locks, through the file APIs or else the FFI binding. */
 function locksTable(): string | undefined {
   const table = readSystemText("/proc/locks");
   if (table !== undefined) return table;
   const binding = ffiBinding().binding;
-  return binding === undefined ? undefined : readThroughBinding(binding, "/proc/locks");
+  return readThroughBinding(binding, "/proc/locks", 1 << 22);
 }
 
 /**

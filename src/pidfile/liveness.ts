@@ -7,6 +7,7 @@
  */
 
 import { ffiBinding, os, runtime } from "../../ffi/runtime.ts";
+import { readThroughBinding } from "../binding_text.ts";
 import { readLink, readSystemText } from "../../ffi/node_fs.ts";
 import { processId, signalZero } from "../../ffi/node_process.ts";
 import { newIdentity } from "../../ffi/types.ts";
@@ -26,7 +27,8 @@ let bootId: string | undefined | null = null;
 function readBootId(): string | undefined {
   if (bootId === null) {
     const path = "/proc/sys/kernel/random/boot_id";
-    bootId = (readSystemText(path) ?? readThroughFfi(path))?.trim() || undefined;
+    bootId = (readSystemText(path) ?? readThroughBinding(denoFfi(), path, 256))?.trim() ||
+      undefined;
   }
   return bootId;
 }
@@ -38,22 +40,6 @@ function readBootId(): string | undefined {
  */
 function denoFfi(): ReturnType<typeof ffiBinding>["binding"] {
   return runtime === "deno" && os === "linux" ? ffiBinding().binding : undefined;
-}
-
-/** A small /proc file read through the FFI binding (see {@linkcode denoFfi}). */
-function readThroughFfi(path: string): string | undefined {
-  const binding = denoFfi();
-  if (binding?.read === undefined) return undefined;
-  const c = binding.constants;
-  const fd = binding.open(binding.encodePath(path), c.O_RDONLY | c.O_CLOEXEC, 0);
-  if (fd < 0) return undefined;
-  try {
-    const bytes = new Uint8Array(256);
-    const count = binding.read(fd, bytes);
-    return count > 0 ? new TextDecoder().decode(bytes.subarray(0, count)) : undefined;
-  } finally {
-    binding.close(fd);
-  }
 }
 
 /**
