@@ -1,13 +1,25 @@
 // `npm test`: builds the package, then runs every stage of the suite — the
 // tests under Deno, Bun and Node, the Windows suite under Wine, the consumer
 // tests of the packed npm package, a smoke run of the benchmark — and prints
-// one line per stage. Details only for failures (and skips, with their
-// reasons); `--verbose` prints every stage's whole output.
+// one line per stage (one per runtime). Details only for failures (and skips,
+// with their reasons); `--verbose` prints every stage's whole output.
 //
-//   node tests/run.mjs [--verbose] [stage ...]      stages: deno bun node windows consumer bench
+//   node tests/run.mjs [--verbose] [--jobs=N] [stage ...]
+//     stages: deno bun node windows consumer bench, or one group of a
+//     runtime's files: deno/kernel, node/systems, ... (see GROUPS)
+//     --jobs=N: how many stages and groups run at once (default: cores + 2;
+//     --jobs=1 runs everything one after the other)
 import { spawn } from "node:child_process";
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
+import { availableParallelism, tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -15,12 +27,57 @@ const root = fileURLToPath(new URL("..", import.meta.url));
 const bin = (name) => join(root, "node_modules", ".bin", name);
 const args = process.argv.slice(2);
 const verbose = args.includes("--verbose");
+const jobsArg = args.find((a) => a.startsWith("--jobs="));
+const JOBS = jobsArg ? Math.max(1, Number(jobsArg.slice(7)) || 1) : availableParallelism() + 2;
 const only = args.filter((a) => !a.startsWith("--"));
 const reports = mkdtempSync(join(tmpdir(), "filelock-run-"));
 const files = readdirSync(join(root, "tests"), { recursive: true })
   .filter((f) => f.endsWith(".test.ts"))
   .sort()
-  .map((f) => join("tests", f));
+  .map((f) => join("tests", f).replaceAll("\\", "/"));
+
+/**
+ * Each runtime's test files run in groups, one test process per group, and
+ * the groups of all runtimes share the pool of running stages: most tests
+ * wait (for a holder to sleep, a timeout to pass, a server, a shell script),
+ * so that one runtime's waits leave room for another runtime's work. Files of
+ * one group run one after the other in the group's process, as before. A
+ * file that no group names is in "rest".
+ */
+const GROUPS = [
+  { name: "kernel", match: (f) => f.startsWith("tests/kernel/") },
+  { name: "pidfile", match: (f) => f.startsWith("tests/pidfile/") },
+  { name: "cli", match: (f) => f.startsWith("tests/cli/") },
+  {
+    // What runs against a system of its own: a FUSE filesystem, a PostgreSQL
+    // server per file, util-linux's flock(1) suite.
+    name: "systems",
+    match: (f) => /^tests\/(fuse|postgres|util-linux)\//.test(f),
+  },
+  { name: "rest", match: () => true },
+];
+/**
+ * Seconds a group (in each runtime) or stage takes on the 2-core VM with the
+ * others beside it: the order of a run that has no timings of its own yet
+ * (see readDurations).
+ */
+const ESTIMATES = {
+  kernel: 30,
+  pidfile: 25,
+  cli: 25,
+  systems: 35,
+  rest: 5,
+  bench: 25,
+  consumer: 20,
+  windows: 8,
+};
+const RUNTIMES = ["deno", "bun", "node"];
+
+/** The files of `group`: those it matches and no group before it does. */
+function groupFiles(group) {
+  const before = GROUPS.slice(0, GROUPS.indexOf(group));
+  return files.filter((f) => group.match(f) && !before.some((g) => g.match(f)));
+}
 
 /** Counts and failures from a JUnit report (Deno, Bun and Node all write one). */
 function junit(path) {
@@ -70,7 +127,40 @@ function selfReported(stage) {
   };
 }
 
-const junitPath = (stage) => join(reports, `${stage}.xml`);
+const junitPath = (stage) => join(reports, `${stage.replaceAll("/", "-")}.xml`);
+
+/** The command line that runs `files` in `runtime`, writing a JUnit report to `report`. */
+const RUNNERS = {
+  deno: (report, files) => [
+    bin("deno"),
+    "test",
+    "-A",
+    "--no-check",
+    `--junit-path=${report}`,
+    ...files,
+  ],
+  bun: (report, files) => [
+    bin("bun"),
+    "test",
+    "--timeout",
+    "120000",
+    "--reporter=junit",
+    `--reporter-outfile=${report}`,
+    ...files.map((f) => `./${f}`),
+  ],
+  node: (report, files) => [
+    "node",
+    "--import",
+    "tsx",
+    "--test",
+    "--test-concurrency=1",
+    "--test-reporter=spec",
+    "--test-reporter-destination=stdout",
+    "--test-reporter=junit",
+    `--test-reporter-destination=${report}`,
+    ...files,
+  ],
+};
 
 const STAGES = {
   build: {
@@ -81,37 +171,6 @@ const STAGES = {
       "await import('./scripts/build.mjs'); await (await import('./tests/build_workers.mjs')).buildWorkers();",
     ],
     counts: () => ({ passed: 1, failed: 0, skipped: 0, failures: [] }),
-  },
-  deno: {
-    argv: [bin("deno"), "test", "-A", "--no-check", `--junit-path=${junitPath("deno")}`, ...files],
-    counts: () => junit(junitPath("deno")),
-  },
-  bun: {
-    argv: [
-      bin("bun"),
-      "test",
-      "--timeout",
-      "120000",
-      "--reporter=junit",
-      `--reporter-outfile=${junitPath("bun")}`,
-      ...files.map((f) => `./${f}`),
-    ],
-    counts: () => junit(junitPath("bun")),
-  },
-  node: {
-    argv: [
-      "node",
-      "--import",
-      "tsx",
-      "--test",
-      "--test-concurrency=1",
-      "--test-reporter=spec",
-      "--test-reporter-destination=stdout",
-      "--test-reporter=junit",
-      `--test-reporter-destination=${junitPath("node")}`,
-      ...files,
-    ],
-    counts: () => junit(junitPath("node")),
   },
   windows: {
     argv: ["node", join("tests", "windows", "run.mjs")],
@@ -131,11 +190,34 @@ const STAGES = {
   },
 };
 
+// Each runtime's groups, as stages named "<runtime>/<group>".
+for (const group of GROUPS) {
+  for (const runtime of RUNTIMES) {
+    const name = `${runtime}/${group.name}`;
+    const files = groupFiles(group);
+    if (files.length === 0) continue;
+    STAGES[name] = {
+      argv: RUNNERS[runtime](junitPath(name), files),
+      counts: () => junit(junitPath(name)),
+      runtime,
+      group: group.name,
+    };
+  }
+}
+
 /**
- * The order: the runtime stages one after the other (their tests time real
- * processes, and the machines have two cores), each beside one lighter stage.
+ * How long each stage took last time (.cache/test-durations.json): the pool
+ * starts the longest first, so that no long stage starts last. Until a run
+ * has timed a stage, ESTIMATES stands in.
  */
-const PLAN = [["build"], ["deno", "consumer"], ["bun", "windows"], ["node", "bench"]];
+const durationsFile = join(root, ".cache", "test-durations.json");
+function readDurations() {
+  try {
+    return JSON.parse(readFileSync(durationsFile, "utf8"));
+  } catch {
+    return {};
+  }
+}
 
 function runStage(name) {
   const stage = STAGES[name];
@@ -178,10 +260,36 @@ function runStage(name) {
   });
 }
 
+/** One runtime's report from its groups': the counts added up, each group's time. */
+function mergeGroups(runtime, reports) {
+  const groups = [...reports].sort((a, b) =>
+    GROUPS.findIndex((g) => g.name === STAGES[a.name].group) -
+    GROUPS.findIndex((g) => g.name === STAGES[b.name].group)
+  );
+  const sum = (key) => groups.reduce((n, r) => n + r[key], 0);
+  const merged = {
+    name: runtime,
+    passed: sum("passed"),
+    failed: sum("failed"),
+    skipped: sum("skipped"),
+    failures: groups.flatMap((r) => r.failures),
+    skips: [...new Set(groups.flatMap((r) => r.skips))],
+    groups,
+  };
+  let status = "ok";
+  if (groups.some((r) => r.status === "FAILED")) status = "FAILED";
+  else if (merged.passed === 0 && merged.skipped > 0) status = "SKIPPED";
+  else if (merged.passed === 0) status = "FAILED"; // ran nothing
+  return { ...merged, status };
+}
+
 function print(report) {
-  const { name, status, passed, failed, skipped, seconds } = report;
+  const { name, status, passed, failed, skipped } = report;
   const counts = name === "build" ? "" : `${passed} passed, ${failed} failed, ${skipped} skipped `;
-  console.log(`${name.padEnd(9)} ${status.padEnd(7)} ${counts}(${seconds.toFixed(1)} s)`);
+  const time = report.groups
+    ? report.groups.map((g) => `${STAGES[g.name].group} ${g.seconds.toFixed(1)} s`).join(", ")
+    : `${report.seconds.toFixed(1)} s`;
+  console.log(`${name.padEnd(9)} ${status.padEnd(7)} ${counts}(${time})`);
   for (const reason of report.skips) console.log(`          skipped: ${reason}`);
   if (status !== "FAILED") return;
   for (const failure of report.failures) {
@@ -189,27 +297,80 @@ function print(report) {
     const lines = failure.message.split("\n").slice(0, 30);
     for (const line of lines) console.log(`            ${line}`);
   }
-  if (report.failures.length === 0 && !verbose) {
-    console.log(`          exited ${report.code ?? report.signal}; the end of its output:`);
-    for (const line of report.output.trimEnd().split("\n").slice(-40)) {
+  if (verbose) return;
+  // A stage (or group) that failed without naming a failed test: its last words.
+  for (const part of report.groups ?? [report]) {
+    if (part.status !== "FAILED" || part.failures.length > 0) continue;
+    console.log(
+      `          ${part.name} exited ${part.code ?? part.signal}; the end of its output:`,
+    );
+    for (const line of part.output.trimEnd().split("\n").slice(-40)) {
       console.log(`            ${line}`);
     }
   }
 }
 
-const wanted = (name) => name === "build" || only.length === 0 || only.includes(name);
+const wanted = (name) =>
+  only.length === 0 || only.includes(name) || only.includes(STAGES[name].runtime);
 const started = Date.now();
 const done = [];
-for (const group of PLAN) {
-  const reportsOfGroup = await Promise.all(
-    group.filter(wanted).map(async (name) => {
-      const report = await runStage(name);
+const build = await runStage("build");
+print(build);
+done.push(build);
+
+if (build.status === "ok") {
+  const durations = readDurations();
+  const names = Object.keys(STAGES).filter((name) => name !== "build" && wanted(name));
+  const seconds = (name) => durations[name] ?? ESTIMATES[STAGES[name].group ?? name] ?? Infinity;
+  const order = names
+    .map((name, index) => ({ name, index, seconds: seconds(name) }))
+    .sort((a, b) => b.seconds - a.seconds || a.index - b.index)
+    .map((s) => s.name);
+  /** Groups of each runtime still running or waiting, and the reports of those done. */
+  const pending = new Map();
+  for (const name of names) {
+    const runtime = STAGES[name].runtime;
+    if (runtime === undefined) continue;
+    pending.set(runtime, [...(pending.get(runtime) ?? []), name]);
+  }
+  const groupReports = new Map();
+  const finished = (report) => {
+    durations[report.name] = Math.round(report.seconds * 10) / 10;
+    const runtime = STAGES[report.name].runtime;
+    if (runtime === undefined) {
       print(report);
-      return report;
-    }),
-  );
-  done.push(...reportsOfGroup);
-  if (reportsOfGroup.some((r) => r.name === "build" && r.status !== "ok")) break;
+      done.push(report);
+      return;
+    }
+    groupReports.set(runtime, [...(groupReports.get(runtime) ?? []), report]);
+    if (groupReports.get(runtime).length < pending.get(runtime).length) return;
+    const merged = mergeGroups(runtime, groupReports.get(runtime));
+    print(merged);
+    done.push(merged);
+  };
+  // The pool: up to JOBS stages at once, the longest first.
+  await new Promise((resolve) => {
+    let running = 0;
+    const next = () => {
+      while (running < JOBS && order.length > 0) {
+        const name = order.shift();
+        running++;
+        runStage(name).then((report) => {
+          running--;
+          finished(report);
+          next();
+        });
+      }
+      if (running === 0 && order.length === 0) resolve();
+    };
+    next();
+  });
+  try {
+    mkdirSync(join(root, ".cache"), { recursive: true });
+    writeFileSync(durationsFile, `${JSON.stringify(durations, null, 2)}\n`);
+  } catch {
+    // Only an ordering hint.
+  }
 }
 rmSync(reports, { recursive: true, force: true });
 
