@@ -112,8 +112,8 @@ for (const flavour of WOKEN) {
         await held;
         return { ...done, holderStillOpen };
       };
-      // The holder closes its descriptor: the close wakes the waiter.
-      const woken = await wait(0, []);
+      // The holder closes its descriptor: the close wakes the waiter (no poll could: none runs).
+      const woken = await wait(0, ["nofallback"]);
       assert.equal(woken.stdout.trim().split("\n").at(-1), "held event", woken.stderr);
       // The holder unlocks and keeps the file open: no event; the fallback poll hands it over.
       const polled = await wait(30, []);
