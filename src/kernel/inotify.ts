@@ -103,8 +103,14 @@ export class AsyncInotify {
     this.#cancelIdleClose = undefined;
     if (this.#listening) return;
     this.#listening = true;
-    if (this.#stopFd >= 0) this.#pollInBackground();
-    else this.#signalling(true);
+    if (this.#stopFd >= 0) {
+      this.#pollInBackground();
+    } else {
+      this.#signalling(true);
+      // Events queued while nobody listened are read now: an unread event absorbs identical
+      // later ones (inotify merges them), and those would then raise no SIGIO at all.
+      this.#drain();
+    }
   }
 
   /** Stops reading (no waiters left), and closes after a while unless waiters come back. */

@@ -10,6 +10,7 @@ import { join } from "node:path";
 import { acquire, LockTimeoutError, probe } from "../../mod.ts";
 import { IDLE_CLOSE_MS } from "../../src/kernel/inotify.ts";
 import { asyncWakeupsAvailable } from "../../src/kernel/wakeups.ts";
+import { waitTestHooks } from "../../src/wait.ts";
 import {
   command,
   exited,
@@ -213,6 +214,47 @@ for (const flavour of ["bun", "node"] as const) {
     }),
   );
 }
+
+test(
+  `${runtimeName}: wake-ups: a process that waits again is woken again (with no fallback poll at all)`,
+  { skip: reason ?? (asyncWakeupsAvailable() ? undefined : "no FFI for inotify here") },
+  inTemp(async (dir) => {
+    const lock = join(dir, "again.lock");
+    // Takes the lock, says "held N", and lets go once release-N exists; N times.
+    const script = `
+import fcntl, os, sys, time
+lock, dir = sys.argv[1], sys.argv[2]
+for n in range(3):
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    print(f"held {n}", flush=True)
+    while not os.path.exists(os.path.join(dir, f"release-{n}")):
+        time.sleep(0.005)
+    fcntl.flock(fd, fcntl.LOCK_UN)
+    os.close(fd)
+    time.sleep(0.05)
+`;
+    const holder = start(["python3", "-c", script, lock, dir]);
+    const held = finish(holder);
+    const fallback = waitTestHooks.fallbackPollMs;
+    waitTestHooks.fallbackPollMs = Infinity; // only a wake-up can hand the lock over
+    try {
+      for (let n = 0; n < 3; n++) {
+        await waitFor(holder, `held ${n}`);
+        const waiting = acquire(lock, { timeout: 20_000 });
+        await sleep(200); // queued, watched, asleep
+        writeFileSync(join(dir, `release-${n}`), "");
+        const lock_ = await waiting; // a lost wake-up would time out
+        await sleep(20);
+        lock_.releaseSync();
+      }
+    } finally {
+      waitTestHooks.fallbackPollMs = fallback;
+      holder.kill("SIGKILL");
+      await held;
+    }
+  }),
+);
 
 /** Threads of this process blocked in poll(2)/ppoll(2) (x86_64: 7, 271; aarch64: 73). */
 function threadsInPoll(): number {
