@@ -32,9 +32,9 @@ const pause = new Int32Array(new SharedArrayBuffer(4));
 const sleepSync = (ms: number) => Atomics.wait(pause, 0, 0, ms);
 const scope = globalThis as { gc?: () => void; Bun?: { gc(force: boolean): void } };
 
-/** ns per iteration of `body(n)`, after a warm-up of a tenth of it. */
+/** ns per iteration of `body(n)`, after a warm-up of half as many. */
 async function measure(n: number, body: (n: number) => Promise<void> | void): Promise<number> {
-  await body(Math.max(1, Math.floor(n / 10)));
+  await body(Math.max(1, Math.floor(n / 2))); // JIT tiers settle
   const start = performance.now();
   await body(n);
   return ((performance.now() - start) * 1e6) / n;

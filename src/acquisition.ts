@@ -56,6 +56,9 @@ export function lockKindFor(path: string, backend: ResolvedBackend): "kernel" | 
   return backend.mayFallBack && flockRefused.has(path) ? "pidfile" : "kernel";
 }
 
+/** Scratch for the `fstat` of a file a lost race marks. */
+const markIdentity = newIdentity();
+
 // Repeated locks on one path skip re-encoding it.
 let lastPath = "";
 let lastBinding: Binding | undefined;
@@ -208,7 +211,8 @@ export class Acquisition implements Attempter<Lock> {
     const kernel = this.#kernel;
     if (kernel !== undefined) {
       // A waiter that loses a race marks the file (./kernel/fairness.ts).
-      const result = attemptKernel(kernel, blocking, quiet, quiet ? this.#markWaiting : undefined);
+      const onBusy = quiet ? this.#onBusy ??= (fd) => this.#markWaiting(fd) : undefined;
+      const result = attemptKernel(kernel, blocking, quiet, onBusy);
       if (result.outcome === "held") {
         if (this.#yields(kernel, result.value, quiet)) return BUSY;
         const { removeOnRelease } = this.options;
@@ -228,15 +232,16 @@ export class Acquisition implements Attempter<Lock> {
 
   /** When this acquisition began to wait (its first lost race), in µs of wall clock. */
   #waitingSince: number | undefined;
-  readonly #markIdentity = newIdentity();
+  /** `#markWaiting` bound to this acquisition, made on its first lost race (not per acquire). */
+  #onBusy: ((fd: number) => void) | undefined;
 
   /** Marks the file a lost race found busy (`src/kernel/fairness.ts`). */
-  #markWaiting = (fd: number): void => {
+  #markWaiting(fd: number): void {
     const binding = this.#kernel!.binding;
-    if (binding.fstat(fd, this.#markIdentity) !== 0) return;
+    if (binding.fstat(fd, markIdentity) !== 0) return;
     this.#waitingSince ??= wallMicroseconds();
-    markWaiting(fd, accessTimeOf(this.#markIdentity), this.#waitingSince);
-  };
+    markWaiting(fd, accessTimeOf(markIdentity), this.#waitingSince);
+  }
 
   /**
    * Whether to give back the lock just taken on `fd`: a waiting acquire that

@@ -58,13 +58,20 @@ export class KernelLock extends HeldLock {
   #announcer: number;
   #removeOnRelease: boolean;
 
-  /** The locked file's device and inode, copied from the attempt's `fstat` (a key only when asked). */
-  readonly #file: Uint32Array;
+  /** The locked file's device and inode, from the attempt's `fstat` (a key only when asked). */
+  readonly #devLow: number;
+  readonly #devHigh: number;
+  readonly #inoLow: number;
+  readonly #inoHigh: number;
 
   constructor(request: KernelRequest, fd: number, removeOnRelease: boolean, announcer = -1) {
     super(request.path, request.shared);
     // The attempt that just answered `held` left its file's identity there.
-    this.#file = lockedIdentity().slice(0, 4);
+    const file = lockedIdentity();
+    this.#devLow = file[0];
+    this.#devHigh = file[1];
+    this.#inoLow = file[2];
+    this.#inoHigh = file[3];
     this.#binding = request.binding;
     this.#encoded = request.encoded;
     this.#fd = fd;
@@ -79,7 +86,7 @@ export class KernelLock extends HeldLock {
   }
 
   identityKey(): string {
-    return identityKey(this.#file);
+    return `${this.#devLow}:${this.#devHigh}:${this.#inoLow}:${this.#inoHigh}`;
   }
 
   get identityReader(): IdentityReader {
