@@ -12,7 +12,13 @@
 import type { EncodedPath } from "../ffi/types.ts";
 import type { Attempt } from "./attempt.ts";
 import { YIELD_MS } from "./kernel/fairness.ts";
-import { asyncWakeupsAvailable, enterQueue, syncWatch, waitersFor } from "./kernel/wakeups.ts";
+import {
+  asyncWakeupsAvailable,
+  enterQueue,
+  syncWatch,
+  waitersFor,
+  type Woken,
+} from "./kernel/wakeups.ts";
 
 /** The lock file whose releases can wake a waiter. */
 export interface WakeupFile {
@@ -54,8 +60,43 @@ export const BACKOFF_MAX_MS = 25;
  */
 export const WOKEN_BACKOFF_MAX_MS = 250;
 
-/** Polls right after a wake-up that still count as woken by it (1, 2 and 4 ms later). */
-const QUICK_RETRIES = 3;
+/**
+ * How soon a woken waiter that found the lock still busy tries once more: a
+ * release's close can reach inotify before its unlock does (the kernel's
+ * `__fput` order, for a holder that closes without unlocking). Only once per
+ * wake-up: a waiter that lost the race to another does not spin.
+ */
+export const QUICK_RETRY_MS = 1;
+
+/** When a woken waiter tries next: once soon after a wake-up, else on the backoff. */
+class WokenPacer {
+  readonly #backoff = new Backoff();
+  #quick = false;
+  #pollsSinceEvent = Infinity;
+
+  /** The next sleep, at most `max` ms (`Infinity`: no poll, only wake-ups). */
+  next(max: number, left: number): number {
+    if (max === Infinity) return left;
+    const ms = this.#quick ? QUICK_RETRY_MS : this.#backoff.next(max);
+    this.#quick = false;
+    return Math.min(ms, left);
+  }
+
+  /** Notes how the last sleep ended. */
+  woken(how: Woken): void {
+    if (how === "event") {
+      this.#quick = true;
+      this.#pollsSinceEvent = 0;
+    } else {
+      this.#pollsSinceEvent++;
+    }
+  }
+
+  /** Whether a lock taken now was handed over by a wake-up (and its one quick retry). */
+  get byEvent(): boolean {
+    return this.#pollsSinceEvent <= 1;
+  }
+}
 
 /**
  * For tests only (not exported from `mod.ts`): how async waits that the
@@ -98,11 +139,6 @@ export class Backoff {
     const step = Math.min(this.#next, max);
     this.#next = Math.min(step * 2, max);
     return step * (0.5 + Math.random() * 0.5);
-  }
-
-  /** Starts again from the first delay (after a wake-up: the release may lag its close). */
-  reset(): void {
-    this.#next = BACKOFF_START_MS;
   }
 }
 
@@ -195,18 +231,18 @@ export function waitSync<T>(attempter: Attempter<T>, timeout: number): T {
       if (watch === undefined || watch.arm() !== "watched") sleepSync(YIELD_MS);
       else watch.sleep(YIELD_MS);
     }
+    const pacer = new WokenPacer();
     for (;;) {
       const watched = watch?.arm() === "watched";
       const value = settle(attempter, deadline, watched);
       if (value !== undefined) return value;
       const left = deadline - performance.now();
       if (left <= 0) throw attempter.timedOut();
-      const ms = Math.min(
-        backoff.next(watched ? waitTestHooks.fallbackPollMs : BACKOFF_MAX_MS),
-        left,
-      );
-      if (!watched) sleepSync(ms);
-      else if (watch!.sleep(ms) === "event") backoff.reset();
+      if (!watched) {
+        sleepSync(Math.min(backoff.next(), left));
+        continue;
+      }
+      pacer.woken(watch!.sleep(pacer.next(waitTestHooks.fallbackPollMs, left)));
     }
   } finally {
     watch?.end();
@@ -246,28 +282,24 @@ export async function wait<T>(
   try {
     // Gave the lock back: the waiters it was given to go first.
     if (yielded && place.arm() === "watched") await place.sleep(YIELD_MS, signal);
+    const pacer = new WokenPacer();
     const backoff = new Backoff();
-    // Polls since the last wake-up (a release's close may precede its unlock: a few quick ones follow).
-    let pollsSinceEvent = Infinity;
     for (;;) {
       // Watch before trying: a release after the attempt cannot go unseen.
       const watched = attempter.wakeupFile !== undefined && place.arm() === "watched";
       const value = settle(attempter, deadline, watched);
       if (value !== undefined) {
-        if (pollsSinceEvent <= QUICK_RETRIES) waitTestHooks.heldAfterEvent++;
+        if (pacer.byEvent) waitTestHooks.heldAfterEvent++;
         else waitTestHooks.heldAfterPoll++;
         return value;
       }
       const left = deadline - performance.now();
       if (left <= 0) throw attempter.timedOut();
-      const max = watched ? waitTestHooks.fallbackPollMs : BACKOFF_MAX_MS;
-      const ms = max === Infinity ? left : Math.min(backoff.next(max), left);
-      if (await place.sleep(ms, signal) === "event") {
-        backoff.reset();
-        pollsSinceEvent = 0;
-      } else {
-        pollsSinceEvent++;
+      if (!watched) {
+        await place.sleep(Math.min(backoff.next(), left), signal);
+        continue;
       }
+      pacer.woken(await place.sleep(pacer.next(waitTestHooks.fallbackPollMs, left), signal));
     }
   } finally {
     place.leave();
