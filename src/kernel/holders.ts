@@ -20,12 +20,29 @@ function deviceNumbers(dev: number): string {
   return `${major.toString(16).padStart(2, "0")}:${minor.toString(16).padStart(2, "0")}`;
 }
 
-/** Linux's table of locks, through the file APIs or else the FFI binding. */
+/** Linux's table of locks as one read sees it: through the file APIs or else the FFI binding. */
+function readLocksTable(): string | undefined {
+  return readSystemText("/proc/locks") ??
+    readThroughBinding(ffiBinding().binding, "/proc/locks", 1 << 22);
+}
+
+/** Reads of the table at most, until two in a row agree. */
+const TABLE_READS = 5;
+
+/**
+ * Linux's table of locks, read until two reads in a row agree: the kernel
+ * hands it out a page per `read`, and a table that changes between pages
+ * (any busy machine: every Deno process holds a few locks of its own) shows
+ * some entries twice and others not at all.
+ */
 function locksTable(): string | undefined {
-  const table = readSystemText("/proc/locks");
-  if (table !== undefined) return table;
-  const binding = ffiBinding().binding;
-  return readThroughBinding(binding, "/proc/locks", 1 << 22);
+  let table = readLocksTable();
+  for (let read = 1; read < TABLE_READS && table !== undefined; read++) {
+    const again = readLocksTable();
+    if (again === table) return table;
+    table = again;
+  }
+  return table;
 }
 
 /**

@@ -191,12 +191,21 @@ export function isMounted(path: string): boolean {
   return mounts().some((m) => m.mountpoint === path);
 }
 
+/** flock(2)'s number on this machine's architecture. */
+const FLOCK_SYSCALL = process.arch === "arm64" ? 32 : 73;
+
 /**
- * Whether process `pid` is waiting for an answer from a FUSE filesystem (its kernel stack is
- * in request_wait_answer): how a test knows that a flock has reached flockfs and is stuck
- * there, rather than not started yet.
+ * Whether process `pid` waits in flock(2) for an answer of a FUSE filesystem: in the flock
+ * syscall (`/proc/<pid>/syscall`; a process that is still opening the file is not) and in
+ * FUSE's request wait (its wait channel or kernel stack).
  */
 export function inFuseRequest(pid: number): boolean {
+  try {
+    const call = readFileSync(`/proc/${pid}/syscall`, "utf8").split(" ")[0];
+    if (Number(call) !== FLOCK_SYSCALL) return false;
+  } catch {
+    return false;
+  }
   for (const file of ["wchan", "stack"]) {
     try {
       if (readFileSync(`/proc/${pid}/${file}`, "utf8").includes("request_wait_answer")) {

@@ -4,6 +4,7 @@
 // the fallback poll; cancelled waiters leave no descriptor, listener or thread behind; a
 // process whose waiters were abandoned exits by itself.
 import { test } from "node:test";
+import { spawn } from "node:child_process";
 import assert from "node:assert/strict";
 import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -36,6 +37,22 @@ const skip = { skip: reason };
 const WOKEN: Flavour[] = ["deno-ffi", "bun", "node"];
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/**
+ * flock(1) holding `lock` until stopped, in a process group of its own: stopping it ends the
+ * shell's `sleep` too, which would otherwise keep the pipes (and this test) waiting a minute.
+ */
+async function flockHolder(lock: string): Promise<() => Promise<void>> {
+  const holder = spawn("flock", [lock, "sh", "-c", "echo held; exec sleep 60"], {
+    stdio: ["ignore", "pipe", "pipe"],
+    detached: true,
+  });
+  await waitFor(holder, "held");
+  return async () => {
+    process.kill(-holder.pid!, "SIGKILL");
+    await exited(holder);
+  };
+}
 
 /**
  * A python3 holder that takes the lock, says "held", and once `release` exists unlocks,
@@ -149,8 +166,7 @@ for (const flavour of WOKEN) {
     skip,
     inTemp(async (dir) => {
       const lock = join(dir, "a.lock");
-      const holder = start(["flock", lock, "sh", "-c", "echo held; exec sleep 60"]);
-      await waitFor(holder, "held");
+      const stop = await flockHolder(lock);
       try {
         const child = start(command(flavour, "waiter.ts", [lock, "abandon"]));
         const guard = setTimeout(() => child.kill("SIGKILL"), 30_000);
@@ -160,8 +176,7 @@ for (const flavour of WOKEN) {
         assert.equal(result.code, 0, result.stderr);
         assert.match(result.stdout, /abandoned timeout timeout abandoned/);
       } finally {
-        holder.kill("SIGKILL");
-        await exited(holder);
+        await stop();
       }
     }),
   );
@@ -281,8 +296,7 @@ test(
   { skip: reason ?? (asyncWakeupsAvailable() ? undefined : "no FFI for inotify here") },
   inTemp(async (dir) => {
     const lock = join(dir, "c.lock");
-    const holder = start(["flock", lock, "sh", "-c", "echo held; exec sleep 60"]);
-    await waitFor(holder, "held");
+    const stop = await flockHolder(lock);
     try {
       await sleep(IDLE_CLOSE_MS + 300); // anything earlier tests left open has closed
       const descriptors = openDescriptors();
@@ -315,8 +329,7 @@ test(
       assert.equal(openDescriptors(), descriptors, "no descriptor left");
       assert.equal(sigioListeners(), listeners, "no SIGIO listener left");
     } finally {
-      holder.kill("SIGKILL");
-      await exited(holder);
+      await stop();
     }
   }),
 );
