@@ -74,12 +74,20 @@ class WokenPacer {
   #quick = false;
   #pollsSinceEvent = Infinity;
 
-  /** The next sleep, at most `max` ms (`Infinity`: no poll, only wake-ups). */
-  next(max: number, left: number): number {
-    if (max === Infinity) return left;
-    const ms = this.#quick ? QUICK_RETRY_MS : this.#backoff.next(max);
+  /**
+   * The next sleep, at most `max` ms (`Infinity`: no poll, only wake-ups),
+   * and whether a wake-up may end it: the quick retry after a wake-up is a
+   * timer only, so that a waiter behind a holder that takes the lock again
+   * and again tries about once a millisecond, not on every release.
+   */
+  next(max: number, left: number): { ms: number; wakeable: boolean } {
+    if (max === Infinity) return { ms: left, wakeable: true };
+    const quick = this.#quick;
     this.#quick = false;
-    return Math.min(ms, left);
+    return {
+      ms: Math.min(quick ? QUICK_RETRY_MS : this.#backoff.next(max), left),
+      wakeable: !quick,
+    };
   }
 
   /** Notes how the last sleep ended. */
@@ -242,7 +250,7 @@ export function waitSync<T>(attempter: Attempter<T>, timeout: number): T {
         sleepSync(Math.min(backoff.next(), left));
         continue;
       }
-      pacer.woken(watch!.sleep(pacer.next(waitTestHooks.fallbackPollMs, left)));
+      pacer.woken(watch!.sleep(pacer.next(waitTestHooks.fallbackPollMs, left).ms));
     }
   } finally {
     watch?.end();
@@ -299,7 +307,8 @@ export async function wait<T>(
         await place.sleep(Math.min(backoff.next(), left), signal);
         continue;
       }
-      pacer.woken(await place.sleep(pacer.next(waitTestHooks.fallbackPollMs, left), signal));
+      const { ms, wakeable } = pacer.next(waitTestHooks.fallbackPollMs, left);
+      pacer.woken(await place.sleep(ms, signal, wakeable));
     }
   } finally {
     place.leave();

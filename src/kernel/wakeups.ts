@@ -44,9 +44,12 @@ class PathQueue {
     this.#wokenMeanwhile = false;
   }
 
-  /** Sleeps until a wake-up, `ms`, or an abort (which rejects with its reason). */
-  sleep(ms: number, signal: AbortSignal | undefined): Promise<Woken> {
-    if (this.#wokenMeanwhile) {
+  /**
+   * Sleeps until a wake-up (unless not `wakeable`), `ms`, or an abort (which
+   * rejects with its reason).
+   */
+  sleep(ms: number, signal: AbortSignal | undefined, wakeable = true): Promise<Woken> {
+    if (wakeable && this.#wokenMeanwhile) {
       this.#wokenMeanwhile = false;
       return Promise.resolve("event");
     }
@@ -61,7 +64,7 @@ class PathQueue {
       const onAbort = (): void => end(undefined);
       // No timer for an endless sleep (a timer cannot take Infinity: it would fire at once).
       const timer = Number.isFinite(ms) ? setTimeout(() => end("timer"), ms) : undefined;
-      this.#wakeSleeper = () => end("event");
+      if (wakeable) this.#wakeSleeper = () => end("event");
       signal?.addEventListener("abort", onAbort, { once: true });
     });
   }
@@ -152,8 +155,8 @@ export function waitersFor(path: string): boolean {
 export interface Place {
   /** Watches what the path names now: before each attempt, so that no release goes unseen. */
   arm(): Armed;
-  /** Sleeps until a wake-up, `ms`, or an abort (rejects with its reason). */
-  sleep(ms: number, signal: AbortSignal | undefined): Promise<Woken>;
+  /** Sleeps until a wake-up (unless not `wakeable`), `ms`, or an abort (rejects with its reason). */
+  sleep(ms: number, signal: AbortSignal | undefined, wakeable?: boolean): Promise<Woken>;
   /** Leaves the queue: the next waiter becomes the head. */
   leave(): void;
 }
@@ -217,7 +220,7 @@ function placeIn(queue: PathQueue): Place {
   let left = false;
   return {
     arm: () => arm(queue),
-    sleep: (ms, signal) => queue.sleep(ms, signal),
+    sleep: (ms, signal, wakeable) => queue.sleep(ms, signal, wakeable),
     leave: () => {
       if (left) return;
       left = true;
