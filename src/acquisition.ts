@@ -128,6 +128,8 @@ export class Acquisition implements Attempter<Lock> {
   #pidfile: PidfileRequest | undefined;
   /** A waiting acquire may give the lock back to other processes' waiters (not tryAcquire). */
   mayYield = false;
+  /** Set by the wait loop around its first attempt (`Attempter.fastPath`). */
+  fastPath = false;
   #yielded = false;
 
   /** Validates `path` and `options` and resolves the backend; throws what the caller got wrong. */
@@ -249,7 +251,8 @@ export class Acquisition implements Attempter<Lock> {
    * last held, which another process marked as waited for a quantum ago.
    */
   #yields(kernel: KernelRequest, fd: number, quiet: boolean): boolean {
-    const mayYield = !quiet && this.mayYield && kernel.binding.osDescriptors === true;
+    const mayYield = this.fastPath && this.mayYield && !quiet &&
+      kernel.binding.osDescriptors === true;
     if (!yieldsTo(lockedIdentity(), mayYield)) return false;
     kernel.binding.flock(fd, kernel.binding.constants.LOCK_UN);
     kernel.binding.close(fd);

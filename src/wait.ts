@@ -37,6 +37,14 @@ export interface Attempter<T> {
   attempt(blocking: boolean, quiet?: boolean): Attempt<T>;
   /** Whether an attempt can wait in the kernel now (a kernel backend). */
   readonly canBlock: boolean;
+  /** The lock's path, where there is one: this process's waiters for it go first. */
+  readonly path?: string;
+  /**
+   * Set by the wait loops around a wait's first attempt (the fast path) when
+   * there is time left to wait: only then may an attempt give a lock it just
+   * took back to another process's waiter (`src/kernel/fairness.ts`).
+   */
+  fastPath?: boolean;
   /** The lock file whose releases the kernel can report, where it can (else polling). */
   readonly wakeupFile?: WakeupFile | undefined;
   /**
@@ -213,6 +221,25 @@ export function settle<T>(
 }
 
 /**
+ * A wait's first attempt (and its replaced-file retries): the only one that
+ * may give the lock back to another process's waiter, and only when there is
+ * time to wait for it. Returns the lock, or `undefined` while it is busy;
+ * `yielded` tells whether it was given back.
+ */
+function firstAttempt<T>(
+  attempter: Attempter<T>,
+  deadline: number,
+): { value: T | undefined; yielded: boolean } {
+  attempter.fastPath = deadline - performance.now() >= 2 * YIELD_MS;
+  try {
+    const value = settle(attempter, deadline);
+    return { value, yielded: value === undefined && (attempter.consumeYield?.() ?? false) };
+  } finally {
+    attempter.fastPath = false;
+  }
+}
+
+/**
  * Waits for the lock, blocking the thread (no signal can abort meanwhile).
  * Without a timeout nothing can interrupt the wait, so it happens in the
  * kernel (a blocking `flock`), which hands the lock over the moment it is
@@ -228,17 +255,15 @@ export function waitSync<T>(attempter: Attempter<T>, timeout: number): T {
     }
   }
   const deadline = deadlineOf(timeout);
-  const first = settle(attempter, deadline);
-  if (first !== undefined) return first;
+  const first = firstAttempt(attempter, deadline);
+  if (first.value !== undefined) return first.value;
   const file = attempter.wakeupFile;
   const watch = file === undefined ? undefined : syncWatch(file.encoded);
   const backoff = new Backoff();
   try {
-    // Gave the lock back: the waiters it was given to go first.
-    if (attempter.consumeYield?.()) {
-      if (watch === undefined || watch.arm() !== "watched") sleepSync(YIELD_MS);
-      else watch.sleep(YIELD_MS);
-    }
+    // Gave the lock back: the waiters it was given to go first (a timer: our own close
+    // must not end it).
+    if (first.yielded) sleepSync(Math.min(YIELD_MS, deadline - performance.now()));
     const pacer = new WokenPacer();
     for (;;) {
       const watched = watch?.arm() === "watched";
@@ -270,16 +295,23 @@ export async function wait<T>(
 ): Promise<T> {
   if (signal?.aborted) throw signal.reason;
   const deadline = deadlineOf(timeout);
+  // The fast path (no watch, no library of wake-ups loaded), unless this process's waiters
+  // for the file are ahead of it.
+  let yielded = false;
+  if (!waitersFor(attempter.path)) {
+    const first = firstAttempt(attempter, deadline);
+    if (first.value !== undefined) return first.value;
+    if (deadline <= performance.now()) throw attempter.timedOut();
+    yielded = first.yielded;
+  }
+  // Gave the lock back: the waiters it was given to go first (a timer: our own close
+  // must not end it).
+  const yieldPause = () => sleep(Math.min(YIELD_MS, deadline - performance.now()), signal);
   const file = attempter.wakeupFile;
   if (file === undefined || !asyncWakeupsAvailable()) {
+    if (yielded) await yieldPause();
     return await poll(attempter, deadline, signal);
   }
-  if (!waitersFor(file.path)) {
-    const value = settle(attempter, deadline);
-    if (value !== undefined) return value;
-    if (deadline <= performance.now()) throw attempter.timedOut();
-  }
-  const yielded = attempter.consumeYield?.() ?? false;
   const place = await enterQueue(
     file.path,
     file.encoded,
@@ -288,8 +320,8 @@ export async function wait<T>(
     () => attempter.timedOut(),
   );
   try {
-    // Gave the lock back: the waiters it was given to go first.
-    if (yielded && place.arm() === "watched") await place.sleep(YIELD_MS, signal);
+    signal?.throwIfAborted();
+    if (yielded) await yieldPause();
     const pacer = new WokenPacer();
     const backoff = new Backoff();
     for (;;) {

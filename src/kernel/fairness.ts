@@ -26,9 +26,12 @@ export const QUANTUM_US = 2000;
  */
 export const YIELD_MS = 5;
 
-/** The wall clock in µs, as file times count. */
+/**
+ * The wall clock in µs, as file times count (`Date`, not `performance`,
+ * whose origin drifts from the wall clock after a suspend or a clock step).
+ */
 export function wallMicroseconds(): number {
-  return (performance.timeOrigin + performance.now()) * 1000;
+  return Date.now() * 1000;
 }
 
 /** The file this process last took a kernel lock on, and the newest mark it has honoured. */

@@ -22,8 +22,9 @@ export type Armed = "watched" | "gone" | "unwatched";
 
 /**
  * For tests only (not exported from `mod.ts`): `keepSignalling` leaves
- * `O_ASYNC` on without waiters and skips the close at exit, the hazard a
- * test shows (a process without a SIGIO listener dies of the next release).
+ * `O_ASYNC` on and the watches in place without waiters, and skips the close
+ * at exit: the hazard a test shows (a process without a SIGIO listener dies
+ * of the next release).
  */
 export const inotifyTestHooks: { keepSignalling: boolean } = { keepSignalling: false };
 
@@ -69,6 +70,8 @@ export class AsyncInotify {
   /** Deno: the eventfd that ends the background poll, and the poll's descriptors. */
   #stopFd = -1;
   #pollFds: Uint8Array | undefined;
+  /** Deno: a poll is in flight on the blocking pool. */
+  #polling = false;
 
   constructor(
     events: KernelEvents,
@@ -95,6 +98,11 @@ export class AsyncInotify {
   /** `inotify_add_watch` of what `encoded` names now: its watch descriptor, or `-errno`. */
   addWatch(encoded: EncodedPath): number {
     return this.#events.addWatch(this.#fd, encoded, WATCHED);
+  }
+
+  /** `inotify_rm_watch` (cheap, unlike closing the descriptor). */
+  removeWatch(wd: number): void {
+    this.#events.removeWatch(this.#fd, wd);
   }
 
   /** Starts reading events (waiters came). */
@@ -161,16 +169,31 @@ export class AsyncInotify {
 
   /** Deno: one `poll` of the descriptor and the eventfd on the blocking pool while listening. */
   #pollInBackground(): void {
+    // One poll at a time: listening again before the last poll's answer was read must not
+    // park a second thread (Deno's blocking pool is shared with its file operations).
+    if (this.#polling) return;
+    this.#polling = true;
     const events = this.#events;
     const fds = this.#pollFds ??= pollFds([this.#fd, this.#stopFd]);
     const view = new DataView(fds.buffer);
     view.setInt16(6, 0, true);
     view.setInt16(14, 0, true);
     void events.pollInBackground!(fds, 2, -1).then(() => {
+      this.#polling = false;
+      if (this.#closed) {
+        // Closed while the poll ran: its descriptors go now that nothing polls them.
+        this.#closeDescriptors();
+        return;
+      }
       while (events.read(this.#stopFd, EIGHT) > 0) { /* drained */ }
       this.#drain();
-      if (this.#listening && !this.#closed) this.#pollInBackground();
+      if (this.#listening) this.#pollInBackground();
     });
+  }
+
+  #closeDescriptors(): void {
+    this.#events.close(this.#fd);
+    if (this.#stopFd >= 0) this.#events.close(this.#stopFd);
   }
 
   close(): void {
@@ -178,12 +201,8 @@ export class AsyncInotify {
     this.#closed = true;
     this.#listening = false;
     this.#cancelIdleClose?.();
-    const events = this.#events;
-    events.close(this.#fd);
-    if (this.#stopFd >= 0) {
-      events.write(this.#stopFd, ONE);
-      events.close(this.#stopFd);
-    }
+    if (this.#polling) this.#events.write(this.#stopFd, ONE); // the poll closes them
+    else this.#closeDescriptors();
     const stop = this.#stopListening;
     // A signal already on its way is handled before the listener goes.
     if (stop !== undefined) backgroundTimeout(stop, 0);
@@ -192,6 +211,7 @@ export class AsyncInotify {
 }
 
 let exiting: AsyncInotify | undefined;
+
 let exitHooked = false;
 
 /** Closes `source` (the process's current one) when the process exits. */
@@ -227,6 +247,8 @@ export class SyncInotify {
   readonly #buffer = new Uint8Array(EVENT_BUFFER);
   #cancelIdleClose: (() => void) | undefined;
   #closed = false;
+  /** The watches of the wait under way. */
+  readonly #watches = new Set<number>();
 
   constructor(events: KernelEvents, fd: number) {
     this.#events = events;
@@ -246,7 +268,9 @@ export class SyncInotify {
   }
 
   arm(encoded: EncodedPath): Armed {
-    return armed(this.#events.addWatch(this.#fd, encoded, WATCHED));
+    const wd = this.#events.addWatch(this.#fd, encoded, WATCHED);
+    if (wd >= 0) this.#watches.add(wd);
+    return armed(wd);
   }
 
   /** Blocks until an event (`true`) or `ms` (`false`). */
@@ -260,6 +284,9 @@ export class SyncInotify {
 
   /** Ends a wait; the descriptor closes after a while unless another wait comes. */
   end(): void {
+    // The next wait, on whatever path, must not be woken by this one's file.
+    for (const wd of this.#watches) this.#events.removeWatch(this.#fd, wd);
+    this.#watches.clear();
     this.#cancelIdleClose = backgroundTimeout(() => this.close(), IDLE_CLOSE_MS);
   }
 

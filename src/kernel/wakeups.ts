@@ -11,7 +11,7 @@
 
 import { type KernelEvents, LINUX_EVENTS as L, loadKernelEvents } from "../../ffi/kernel_events.ts";
 import type { EncodedPath } from "../../ffi/types.ts";
-import { type Armed, armed, AsyncInotify, SyncInotify } from "./inotify.ts";
+import { type Armed, armed, AsyncInotify, inotifyTestHooks, SyncInotify } from "./inotify.ts";
 
 export type { Armed } from "./inotify.ts";
 
@@ -49,6 +49,8 @@ class PathQueue {
    * rejects with its reason).
    */
   sleep(ms: number, signal: AbortSignal | undefined, wakeable = true): Promise<Woken> {
+    // A listener added to an aborted signal never runs.
+    if (signal?.aborted) return Promise.reject(signal.reason);
     if (wakeable && this.#wokenMeanwhile) {
       this.#wokenMeanwhile = false;
       return Promise.resolve("event");
@@ -126,13 +128,26 @@ function asyncInotify(): AsyncInotify | undefined {
   return inotify;
 }
 
+/** Drops `queue`'s watch (removed in the kernel unless another path shares its file). */
+function forgetWatch(queue: PathQueue): void {
+  const named = byWd.get(queue.wd);
+  if (named !== undefined) {
+    named.delete(queue);
+    if (named.size === 0) {
+      byWd.delete(queue.wd);
+      inotify?.removeWatch(queue.wd);
+    }
+  }
+  queue.wd = -1;
+}
+
 /** Sets the watch of `queue` on what its path names now. */
 function arm(queue: PathQueue): Armed {
   const source = asyncInotify();
   if (source === undefined) return "unwatched";
   const wd = source.addWatch(queue.encoded);
   if (wd >= 0 && wd !== queue.wd) {
-    byWd.get(queue.wd)?.delete(queue);
+    forgetWatch(queue); // the path names another file now
     queue.wd = wd;
     let named = byWd.get(wd);
     if (named === undefined) byWd.set(wd, named = new Set());
@@ -147,8 +162,8 @@ export function asyncWakeupsAvailable(): boolean {
 }
 
 /** Whether this process has waiters queued for `path` (a newcomer then queues behind them). */
-export function waitersFor(path: string): boolean {
-  return busyQueues > 0 && (queues.get(path)?.waiters.length ?? 0) > 0;
+export function waitersFor(path: string | undefined): boolean {
+  return busyQueues > 0 && path !== undefined && (queues.get(path)?.waiters.length ?? 0) > 0;
 }
 
 /** A waiter's place at the head of its path's queue. */
@@ -213,6 +228,10 @@ function nextTurn(queue: PathQueue): void {
     head();
     return;
   }
+  // Nobody waits for this file any more: its watch and entry go (a process that waits on
+  // ever new paths must not gather watches; removing one is cheap, and so is the next add).
+  queues.delete(queue.path);
+  if (!inotifyTestHooks.keepSignalling) forgetWatch(queue);
   if (--busyQueues === 0) inotify?.idle();
 }
 
@@ -238,7 +257,8 @@ const markBytes = new Uint8Array(markTimes.buffer);
  * clock): its access time set to the later of `since` and just after
  * `current` (its access time now), so that every mark is new and the oldest
  * waiter's start shows; its content and modification time stay. Setting a
- * time needs the file's owner; anyone else marks with "now" (`./fairness.ts`).
+ * time is for the file's owner (and root): another user's waits are not
+ * marked, and fairness is then up to the kernel (`./fairness.ts`).
  */
 export function markWaiting(fd: number, current: number, since: number): void {
   const calls = kernelEvents();
@@ -248,9 +268,6 @@ export function markWaiting(fd: number, current: number, since: number): void {
   markTimes[1] = BigInt(Math.floor(at % 1e6) * 1000);
   markTimes[2] = 0n;
   markTimes[3] = BigInt(L.UTIME_OMIT);
-  if (calls.futimens(fd, markBytes) === 0) return;
-  markTimes[0] = 0n;
-  markTimes[1] = BigInt(L.UTIME_NOW);
   calls.futimens(fd, markBytes);
 }
 

@@ -6,9 +6,16 @@
 import { test } from "node:test";
 import { spawn } from "node:child_process";
 import assert from "node:assert/strict";
-import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import {
+  existsSync,
+  readdirSync,
+  readFileSync,
+  statSync,
+  utimesSync,
+  writeFileSync,
+} from "node:fs";
 import { join } from "node:path";
-import { acquire, LockTimeoutError, probe } from "../../mod.ts";
+import { acquire, acquireSync, LockTimeoutError, probe } from "../../mod.ts";
 import { IDLE_CLOSE_MS } from "../../src/kernel/inotify.ts";
 import { asyncWakeupsAvailable } from "../../src/kernel/wakeups.ts";
 import { waitTestHooks } from "../../src/wait.ts";
@@ -270,6 +277,91 @@ for n in range(3):
     }
   }),
 );
+
+/** inotify watches this process holds, from /proc/self/fdinfo ("inotify wd:" lines). */
+function inotifyWatches(): number {
+  let count = 0;
+  for (const fd of readdirSync("/proc/self/fdinfo")) {
+    try {
+      count +=
+        (readFileSync(`/proc/self/fdinfo/${fd}`, "utf8").match(/^inotify wd:/gm) ?? []).length;
+    } catch {
+      // closed meanwhile
+    }
+  }
+  return count;
+}
+
+test(
+  `${runtimeName}: wake-ups: an abort right after acquire() is not missed; waits on many files leave no watch`,
+  { skip: reason ?? (asyncWakeupsAvailable() ? undefined : "no FFI for inotify here") },
+  inTemp(async (dir) => {
+    const paths = Array.from({ length: 20 }, (_, i) => join(dir, `m${i}.lock`));
+    const stops = await Promise.all(paths.map((path) => flockHolder(path)));
+    try {
+      // Aborted in the same tick: before the waiter queued, watched and slept.
+      for (const path of paths) {
+        const controller = new AbortController();
+        const reason = new Error("never mind");
+        const waiting = acquire(path, { signal: controller.signal });
+        controller.abort(reason);
+        let timer: ReturnType<typeof setTimeout> | undefined;
+        const late = new Promise((_, reject) => {
+          timer = setTimeout(() => reject(new Error("the abort was missed")), 5000);
+        });
+        await assert.rejects(Promise.race([waiting, late]), (e) => e === reason);
+        clearTimeout(timer);
+      }
+      // Timed-out waits on every file: each armed a watch; none is left once they are gone.
+      await Promise.allSettled(paths.map((path) => acquire(path, { timeout: 50 })));
+      assert.equal(inotifyWatches(), 0, "no watch left after the waits");
+    } finally {
+      await Promise.all(stops.map((stop) => stop()));
+    }
+  }),
+);
+
+test(
+  `${runtimeName}: wake-ups: a stale waiter's mark never makes a short acquire of a free lock time out`,
+  { skip: reason ?? (asyncWakeupsAvailable() ? undefined : "no FFI for inotify here") },
+  inTemp(async (dir) => {
+    const lock = join(dir, "stale.lock");
+    (await acquire(lock)).releaseSync(); // this process took this file last
+    // A waiter that gave up long ago left its mark (the access time, as markWaiting sets it).
+    const marked = new Date(Date.now() - 1000);
+    utimesSync(lock, marked, statSync(lock).mtime);
+    const held = await acquire(lock, { timeout: 3 }); // no time to give it back and wait
+    held.releaseSync();
+    utimesSync(lock, new Date(Date.now() - 500), statSync(lock).mtime);
+    const sync = acquireSync(lock, { timeout: 3 });
+    sync.releaseSync();
+  }),
+);
+
+if (runtimeName === "deno") {
+  test(
+    `${runtimeName}: wake-ups: one background poll at most, however fast waits follow each other`,
+    { skip: reason ?? (asyncWakeupsAvailable() ? undefined : "no FFI for inotify here") },
+    inTemp(async (dir) => {
+      const lock = join(dir, "p.lock");
+      const stop = join(dir, "stop");
+      const holder = start(churningHolder(lock, stop));
+      await waitFor(holder, "churning");
+      let most = 0;
+      try {
+        for (let i = 0; i < 60; i++) {
+          const held = await acquire(lock, { timeout: 10_000 });
+          most = Math.max(most, threadsInPoll());
+          held.releaseSync(); // straight into the next wait: no turn of the event loop
+        }
+      } finally {
+        writeFileSync(stop, "");
+        await finish(holder);
+      }
+      assert.ok(most <= 1, `${most} threads in poll at once`);
+    }),
+  );
+}
 
 /** Threads of this process blocked in poll(2)/ppoll(2) (x86_64: 7, 271; aarch64: 73). */
 function threadsInPoll(): number {
