@@ -10,7 +10,8 @@ import { Acquisition } from "./acquisition.ts";
 import { LockError } from "./errors.ts";
 import { heldHereAgainst } from "./held_here.ts";
 import type { Lock } from "./types.ts";
-import { deadlineOf, settle, timeLeft, wait, waitSync } from "./wait.ts";
+import { deadlineOf, timeLeft } from "./pace.ts";
+import { settle, wait, waitSync } from "./wait.ts";
 
 /** `acquire`: waits, yielding to the event loop. */
 export function acquireLock(path: unknown, options: unknown): Promise<Lock> {

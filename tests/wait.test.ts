@@ -3,15 +3,8 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { type Attempt, BUSY, held, REPLACED } from "../src/attempt.ts";
-import {
-  type Attempter,
-  Backoff,
-  BACKOFF_MAX_MS,
-  BACKOFF_START_MS,
-  settle,
-  wait,
-  waitSync,
-} from "../src/wait.ts";
+import { Backoff, BACKOFF_MAX_MS, BACKOFF_START_MS } from "../src/pace.ts";
+import { type Attempter, settle, wait, waitSync } from "../src/wait.ts";
 import { runtimeName } from "./helpers.ts";
 
 /** An attempter that answers from `script` (the last answer repeats) and records its calls. */

@@ -20,7 +20,7 @@ import {
 import { posixTableHere } from "../../ffi/runtime.ts";
 import { FLOCK_UNSUPPORTED, LockError } from "../errors.ts";
 import { type Filesystem, filesystemOf } from "../filesystems.ts";
-import { firstFlockLimit } from "../wait.ts";
+import { firstFlockLimit } from "../pace.ts";
 import { abandonUnlockable, type KernelRequest, openDescriptor, type Opened } from "./engine.ts";
 
 /** Directories on a filesystem that may hang whose `flock` answered in this process. */
